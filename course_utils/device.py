@@ -1,0 +1,140 @@
+"""Pick the hardware and size every experiment to it.
+
+The same notebook must finish in a minute or two on a 2-core laptop and use the whole corpus on a
+GPU. Rather than `if cuda:` branches in every lesson, a notebook asks for a :class:`Profile` and
+reads its sample counts, batch size and epochs from it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+from course_utils.errors import ConfigError
+
+_DEVICE_ENV = "COURSE_DEVICE"
+_PROFILE_ENV = "COURSE_PROFILE"
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Return the best available device: CUDA, then Apple MPS, then CPU.
+
+    ``prefer`` (or the ``COURSE_DEVICE`` environment variable) forces one, which is how a learner
+    with a GPU can still rehearse the CPU path. Asking for hardware that is absent is an error
+    rather than a silent fallback, so a benchmark never reports CPU numbers as GPU ones.
+    """
+    choice = (prefer or os.environ.get(_DEVICE_ENV) or "auto").lower()
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    kind = choice.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {choice!r} was requested but torch sees no CUDA GPU "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); "
+            f"unset {_DEVICE_ENV} or pass 'auto'/'cpu'."
+        )
+    if kind == "mps" and not _mps_available():
+        raise ConfigError(f"device {choice!r} was requested but Apple MPS is not available; use 'cpu'.")
+    if kind not in {"cuda", "mps", "cpu"}:
+        raise ConfigError(f"unknown device {choice!r}; use 'auto', 'cuda', 'mps' or 'cpu'.")
+    return torch.device(choice)
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def bf16_supported(device: torch.device | str | None = None) -> bool:
+    """Whether bf16 autocast is both supported and *fast* on this device.
+
+    bf16 has fp32's range, so it trains without a loss scaler; it only pays on GPUs with bf16 tensor
+    cores (Ampere and newer). On CPU the course stays in fp32: bf16 there is slower on most laptops.
+    """
+    device = torch.device(device) if device is not None else get_device()
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return False
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big the experiments in a lesson may be on this machine."""
+
+    name: str
+    device: str
+    max_train_samples: int | None
+    max_eval_samples: int | None
+    batch_size: int
+    eval_batch_size: int
+    epochs: int
+    max_length: int
+    search_trials: int
+    cv_folds: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_SIZES = {
+    # Fits the 2-core CPU CI budget: a BERT epoch over 768 tweets takes well under a minute.
+    "small": dict(
+        max_train_samples=768,
+        max_eval_samples=512,
+        batch_size=32,
+        eval_batch_size=64,
+        epochs=2,
+        max_length=64,
+        search_trials=8,
+        cv_folds=5,
+    ),
+    # Whole corpus; sized for one modern GPU.
+    "full": dict(
+        max_train_samples=None,
+        max_eval_samples=None,
+        batch_size=64,
+        eval_batch_size=256,
+        epochs=3,
+        max_length=128,
+        search_trials=30,
+        cv_folds=5,
+    ),
+}
+
+
+def get_profile(device: torch.device | str | None = None, size: str | None = None) -> Profile:
+    """Return the experiment sizes for ``device``: "small" on CPU/MPS, "full" on CUDA.
+
+    ``size`` or the ``COURSE_PROFILE`` environment variable overrides the choice, for example to
+    run the small profile on a GPU box when checking that the notebooks still execute.
+    """
+    dev = torch.device(device) if device is not None else get_device()
+    chosen = (size or os.environ.get(_PROFILE_ENV) or ("full" if dev.type == "cuda" else "small")).lower()
+    if chosen not in _SIZES:
+        raise ConfigError(f"unknown profile {chosen!r}; use one of {sorted(_SIZES)} (set {_PROFILE_ENV}).")
+    return Profile(name=chosen, device=str(dev), **_SIZES[chosen])
+
+
+def describe_device(device: torch.device | str | None = None) -> dict:
+    """A short, printable summary of the hardware a lesson will run on."""
+    dev = torch.device(device) if device is not None else get_device()
+    info = {"kind": dev.type, "name": "CPU", "memory_gb": None, "bf16": bf16_supported(dev)}
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        info.update(name=props.name, memory_gb=round(props.total_memory / 2**30, 1))
+    elif dev.type == "mps":
+        info.update(name="Apple MPS")
+    else:
+        info.update(name=f"CPU ({os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)")
+        try:
+            pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            info["memory_gb"] = round(pages / 2**30, 1)
+        except (ValueError, OSError, AttributeError):
+            pass
+    return info

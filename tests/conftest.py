@@ -1,0 +1,33 @@
+"""Shared fixtures: small labelled files and frames, so tests never depend on the network."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+# Tests must behave the same with and without a network: never touch the Hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def labelled_frame() -> pd.DataFrame:
+    texts = [f"great product number {i}" for i in range(12)] + [f"awful service case {i}" for i in range(12)]
+    labels = ["positive"] * 12 + ["negative"] * 12
+    return pd.DataFrame({"text": texts, "label": labels})
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    def _write(content: str | bytes, name: str = "data.csv"):
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    return _write

