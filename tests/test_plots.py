@@ -1,0 +1,152 @@
+"""The shared plots draw the data they are given, label it, and reject input they cannot draw."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from course_utils.errors import DataError  # noqa: E402
+from course_utils.plots import (  # noqa: E402
+    plot_class_balance,
+    plot_confusion_matrix,
+    plot_learning_curves,
+    plot_pr_curve,
+    plot_search_results,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_learning_curves_one_line_per_series_with_data_and_labels():
+    ax = plot_learning_curves({"train": [1.0, 0.5, 0.25], "val": [1.2, 0.9, 0.8]}, ylabel="loss", title="t")
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["train", "val"]
+    np.testing.assert_allclose(lines[0].get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(lines[1].get_ydata(), [1.2, 0.9, 0.8])
+    assert ax.get_ylabel() == "loss" and ax.get_title() == "t"
+
+
+def test_learning_curves_start_at_zero_when_asked():
+    ax = plot_learning_curves({"acc": [0.2, 0.6, 0.9]}, start=0)
+    np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), [0, 1, 2])
+
+
+def test_learning_curves_accept_list_of_epoch_dicts_and_skip_epoch_counter():
+    history = [{"epoch": 1, "loss": 0.9, "accuracy": 0.5}, {"epoch": 2, "loss": 0.4, "accuracy": 0.8}]
+    ax = plot_learning_curves(history)
+    assert sorted(line.get_label() for line in ax.get_lines()) == ["accuracy", "loss"]
+
+
+def test_learning_curves_accept_dataframe_and_object_with_history():
+    class Run:
+        history = pd.DataFrame({"loss": [3.0, 2.0]})
+
+    ax = plot_learning_curves(Run())
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [3.0, 2.0])
+
+
+def test_learning_curves_draw_on_given_axes_and_keep_nan_gaps():
+    fig, axes = plt.subplots(1, 2)
+    returned = plot_learning_curves({"diverged": [1.0, float("nan"), 2.0]}, ax=axes[1], logy=True)
+    assert returned is axes[1]
+    assert axes[1].get_yscale() == "log"
+    assert np.isnan(returned.get_lines()[0].get_ydata()[1])
+
+
+def test_learning_curves_reject_empty_or_wrong_input():
+    with pytest.raises(DataError, match="no numeric series"):
+        plot_learning_curves({})
+    with pytest.raises(DataError, match="dict of name"):
+        plot_learning_curves(42)
+
+
+def test_confusion_matrix_image_holds_counts_or_row_shares():
+    cm = [[8, 2], [1, 9]]
+    ax = plot_confusion_matrix(cm, ["neg", "pos"])
+    np.testing.assert_allclose(ax.images[0].get_array(), cm)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["neg", "pos"]
+    assert [t.get_text() for t in ax.texts] == ["8", "2", "1", "9"]
+
+    ax = plot_confusion_matrix(np.array(cm), ["neg", "pos"], normalize=True)
+    np.testing.assert_allclose(ax.images[0].get_array(), [[0.8, 0.2], [0.1, 0.9]])
+    assert "row-normalised" in ax.get_title()
+
+
+def test_confusion_matrix_normalize_handles_empty_row():
+    ax = plot_confusion_matrix([[0, 0], [3, 1]], ["a", "b"], normalize=True)
+    np.testing.assert_allclose(ax.images[0].get_array(), [[0, 0], [0.75, 0.25]])
+
+
+def test_confusion_matrix_rejects_mismatched_labels():
+    with pytest.raises(DataError, match="labels"):
+        plot_confusion_matrix([[1, 0], [0, 1]], ["only-one"])
+    with pytest.raises(DataError, match="square"):
+        plot_confusion_matrix([[1, 0, 0], [0, 1, 0]], ["a", "b"])
+
+
+def test_pr_curve_draws_curve_and_threshold_marker():
+    y = np.array([0, 0, 1, 1, 1, 0])
+    s = np.array([0.1, 0.4, 0.35, 0.8, 0.9, 0.2])
+    ax = plot_pr_curve(y, s, threshold=0.5)
+    assert len(ax.get_lines()) == 1
+    recall = ax.get_lines()[0].get_xdata()
+    assert recall.min() == 0.0 and recall.max() == 1.0
+    # threshold 0.5 -> predicts the two highest scores, both positive: precision 1, recall 2/3
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[0], [2 / 3, 1.0])
+    assert any("AP=" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_pr_curve_rejects_multiclass_and_single_class():
+    with pytest.raises(DataError, match="binary"):
+        plot_pr_curve([0, 1, 2], [0.1, 0.2, 0.3])
+    with pytest.raises(DataError, match="both classes"):
+        plot_pr_curve([1, 1], [0.1, 0.2])
+    with pytest.raises(DataError, match="same length"):
+        plot_pr_curve([0, 1], [0.1])
+
+
+def test_search_results_plot_best_so_far():
+    class Result:
+        scores = [0.5, 0.7, 0.6, 0.9]
+
+    ax = plot_search_results({"random": Result(), "grid": [0.8, 0.1, 0.85]})
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["random", "grid"]
+    np.testing.assert_allclose(lines[0].get_ydata(), [0.5, 0.7, 0.7, 0.9])
+    np.testing.assert_allclose(lines[1].get_ydata(), [0.8, 0.8, 0.85])
+    assert ax.get_xlabel() == "trial"
+
+
+def test_search_results_minimize_uses_running_minimum():
+    ax = plot_search_results({"loss": [3.0, 1.0, 2.0]}, maximize=False)
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [3.0, 1.0, 1.0])
+
+
+def test_search_results_reject_empty():
+    with pytest.raises(DataError):
+        plot_search_results({})
+
+
+def test_class_balance_bars_match_counts():
+    df = pd.DataFrame({"label": ["a"] * 3 + ["b"] * 7, "other": range(10)})
+    ax = plot_class_balance(df)
+    heights = [patch.get_height() for patch in ax.patches]
+    assert heights == [3, 7]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    assert "n=10" in ax.get_title()
+    assert any("70%" in t.get_text() for t in ax.texts)
+
+
+def test_class_balance_names_missing_column():
+    with pytest.raises(DataError, match="sentiment"):
+        plot_class_balance(pd.DataFrame({"label": ["a"]}), label_column="sentiment")
