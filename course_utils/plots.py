@@ -23,6 +23,7 @@ __all__ = [
     "plot_pr_curve",
     "plot_search_results",
     "plot_class_balance",
+    "plot_search_points",
 ]
 
 
@@ -79,19 +80,22 @@ def plot_learning_curves(
     xlabel: str = "epoch",
     logy: bool = False,
     start: int = 1,
+    colors: Mapping[str, str] | None = None,
 ) -> plt.Axes:
     """Draw one line per named series against its step index (``start``, ``start + 1``, ...).
 
     Steps start at 1 by default so "epoch 1" on the axis is the value *after* the first epoch; pass
     ``start=0`` when the first value was measured before any training. NaN points (e.g. a diverged
     loss) are left as gaps instead of crashing. ``logy`` helps when one run's loss explodes and
-    would otherwise flatten every other line.
+    would otherwise flatten every other line. ``colors`` pins a colour per series name, so the same
+    run keeps its colour across plots that show different subsets of runs.
     """
     series = _curves_from_history(curves)
     ax = _axes(ax)
+    colors = dict(colors or {})
     for name, values in series.items():
         ax.plot(np.arange(start, start + len(values)), values, marker="o" if len(values) <= 30 else None,
-                markersize=3, label=name)
+                markersize=3, label=name, color=colors.get(name))
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -256,9 +260,57 @@ def plot_class_balance(
                     ha="center", va="bottom", fontsize="small")
     ax.set_ylabel("rows")
     ax.set_xlabel(label_column)
-    ax.set_ylim(0, counts.max() * 1.2)
+    # never shrink: with sharey=True an earlier, taller panel must keep room for its labels
+    ax.set_ylim(0, max(ax.get_ylim()[1], counts.max() * 1.2))
     ax.set_title(title or f"class balance (n={total})")
     return ax
+
+
+def plot_search_points(
+    results: Mapping[str, Any],
+    x: str,
+    y: str,
+    logx: bool = False,
+    logy: bool = False,
+    axes: Sequence[plt.Axes] | None = None,
+) -> list[plt.Axes]:
+    """One panel per search strategy: where in the (``x``, ``y``) plane it tried, coloured by score.
+
+    This is the picture behind "random beats grid": a grid tries few distinct values of each
+    parameter, random search a new one every trial, and TPE piles its later trials near the best
+    region. All panels share one colour scale; the best trial of each is ringed in red.
+    """
+    if not results:
+        raise DataError("plot_search_points got no results to plot.")
+    frames = {}
+    for name, result in results.items():
+        trials = getattr(result, "trials", None)
+        if not isinstance(trials, pd.DataFrame) or not {x, y, "score"} <= set(trials.columns):
+            raise DataError(f"result {name!r} needs a trials frame with columns {x!r}, {y!r} and 'score'.")
+        frames[name] = trials
+    if axes is None:
+        _, created = plt.subplots(1, len(frames), figsize=(4.2 * len(frames), 3.6), squeeze=False,
+                                  sharex=True, sharey=True)
+        axes = list(created[0])
+    if len(axes) < len(frames):
+        raise DataError(f"got {len(axes)} axes for {len(frames)} results.")
+    scores = pd.concat([f["score"] for f in frames.values()]).astype(float)
+    vmin, vmax = float(np.nanmin(scores)), float(np.nanmax(scores))
+    for ax, (name, trials) in zip(axes, frames.items()):
+        points = ax.scatter(trials[x], trials[y], c=trials["score"].astype(float), cmap="viridis",
+                            vmin=vmin, vmax=vmax, s=28, edgecolors="none")
+        best = trials["score"].astype(float).idxmax()
+        ax.scatter([trials.loc[best, x]], [trials.loc[best, y]], s=120, facecolors="none", edgecolors="red",
+                   linewidths=1.5)
+        if logx:
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.set_title(f"{name} ({len(trials)} trials)")
+    axes[-1].figure.colorbar(points, ax=list(axes[: len(frames)]), label="score")
+    return list(axes[: len(frames)])
 
 
 def plot_train_val_grid(

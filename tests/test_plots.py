@@ -17,6 +17,7 @@ from course_utils.plots import (  # noqa: E402
     plot_confusion_matrix,
     plot_learning_curves,
     plot_pr_curve,
+    plot_search_points,
     plot_search_results,
 )
 
@@ -150,3 +151,41 @@ def test_class_balance_bars_match_counts():
 def test_class_balance_names_missing_column():
     with pytest.raises(DataError, match="sentiment"):
         plot_class_balance(pd.DataFrame({"label": ["a"]}), label_column="sentiment")
+
+
+def test_search_points_one_panel_per_strategy_with_shared_colour_scale():
+    class Result:
+        def __init__(self, xs, ys, scores):
+            self.trials = pd.DataFrame({"C": xs, "gamma": ys, "score": scores})
+
+    results = {"grid": Result([1, 1, 10, 10], [0.1, 1, 0.1, 1], [0.5, 0.6, 0.7, 0.9]),
+               "random": Result([2, 30], [0.3, 0.05], [0.2, 0.95])}
+    axes = plot_search_points(results, "C", "gamma", logx=True, logy=True)
+    assert [ax.get_title() for ax in axes] == ["grid (4 trials)", "random (2 trials)"]
+    assert axes[0].get_xscale() == "log" and axes[1].get_yscale() == "log"
+    points, best = axes[1].collections[:2]
+    np.testing.assert_allclose(points.get_offsets(), [[2, 0.3], [30, 0.05]])
+    np.testing.assert_allclose(best.get_offsets(), [[30, 0.05]])
+    assert points.get_clim() == axes[0].collections[0].get_clim() == (0.2, 0.95)
+
+
+def test_search_points_need_the_named_columns():
+    class Result:
+        trials = pd.DataFrame({"C": [1], "score": [0.5]})
+
+    with pytest.raises(DataError, match="gamma"):
+        plot_search_points({"grid": Result()}, "C", "gamma")
+    with pytest.raises(DataError):
+        plot_search_points({}, "C", "gamma")
+
+
+def test_learning_curves_pin_colours_by_name():
+    ax = plot_learning_curves({"a": [1, 2], "b": [2, 1]}, colors={"b": "red"})
+    assert matplotlib.colors.to_hex(ax.get_lines()[1].get_color()) == "#ff0000"
+
+
+def test_class_balance_shared_axes_keep_room_for_the_taller_panel():
+    _, (a, b) = plt.subplots(1, 2, sharey=True)
+    plot_class_balance(pd.DataFrame({"label": ["x"] * 10}), ax=a)
+    plot_class_balance(pd.DataFrame({"label": ["x"] * 5}), ax=b)
+    assert a.get_ylim()[1] >= 12
