@@ -31,3 +31,18 @@ def write_csv(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tiny networks on one torch thread, then restore the setting.
+
+    Ops on networks this small are dominated by thread hand-off: with several threads per op (and
+    xdist workers sharing two cores) they run many times slower.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -25,16 +25,7 @@ from course_utils.transfer import (
 FAST = TransferConfig(pretrain_epochs=3, finetune_epochs=3, seed=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These networks are tiny: with several threads per op (and xdist workers sharing two cores)
-    they run many times slower, so the module trains on one thread and restores the setting."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -30,16 +30,7 @@ from course_utils.tuning import (
 SPACE = SearchSpace({"x": FloatParam(-2.0, 2.0), "lr": FloatParam(1e-4, 1.0, log=True), "act": CategoricalParam(("a", "b"))})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These networks are tiny: with several threads per op (and xdist workers sharing two cores)
-    they run many times slower, so the module trains on one thread and restores the setting."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def bowl(p: dict) -> float:
