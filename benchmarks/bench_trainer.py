@@ -148,7 +148,7 @@ def peak_tflops(device) -> float | None:
 
 
 # ------------------------------------------------------------------------------------------------
-# The three variants; each returns (train_seconds, test_predictions, model)
+# The three variants; each returns (Clock of the training call, test predictions, true test labels)
 # ------------------------------------------------------------------------------------------------
 
 
@@ -175,7 +175,7 @@ def run_naive(args, tokenizer, model, train, test, labels, device, lr):
     with torch.no_grad():
         for ids, mask, _ in DataLoader(tensors(test), batch_size=args.batch_size * 2):
             preds.extend(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.argmax(-1).tolist())
-    return clock, [labels[i] for i in preds]
+    return clock, [labels[i] for i in preds], test["label"].tolist()
 
 
 def _naive_epochs(args, model, loader, optimizer, scheduler, device) -> None:
@@ -201,13 +201,9 @@ def run_hf(args, tokenizer, model, train, test, labels, device, lr):
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    def encode(frame, with_labels=True):
+    def encode(frame):
         enc = tokenizer(frame["text"].tolist(), truncation=True, max_length=args.max_length)
-        items = [{"input_ids": ids} for ids in enc["input_ids"]]
-        if with_labels:
-            for item, label in zip(items, frame["label"]):
-                item["labels"] = labels.index(label)
-        return items
+        return [{"input_ids": ids, "labels": labels.index(label)} for ids, label in zip(enc["input_ids"], frame["label"])]
 
     cuda = device.type == "cuda"
     params = inspect.signature(TrainingArguments.__init__).parameters
@@ -227,9 +223,12 @@ def run_hf(args, tokenizer, model, train, test, labels, device, lr):
         trainer = Trainer(model=model, args=targs, train_dataset=encode(train), data_collator=collator)
         with Clock(device) as clock:
             trainer.train()
-        logits = trainer.predict(encode(test, with_labels=False)).predictions
-    logits = logits[0] if isinstance(logits, tuple) else logits
-    return clock, [labels[i] for i in torch.as_tensor(logits).argmax(-1).tolist()]
+        # transformers 5 applies group_by_length to evaluation as well: predictions come back in
+        # length-grouped order, not in input order, so they are paired with the label_ids returned with them.
+        output = trainer.predict(encode(test))
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    predicted = [labels[i] for i in torch.as_tensor(logits).argmax(-1).tolist()]
+    return clock, predicted, [labels[i] for i in output.label_ids.tolist()]
 
 
 def run_course(args, tokenizer, model, train, test, labels, device, lr):
@@ -241,7 +240,7 @@ def run_course(args, tokenizer, model, train, test, labels, device, lr):
     trainer = Trainer(config, model=model, tokenizer=tokenizer)
     with Clock(device) as clock:  # around fit (tokenising included), timed like the other two
         trainer.fit(train)
-    return clock, trainer.predict(test["text"].tolist()).labels
+    return clock, trainer.predict(test["text"].tolist()).labels, test["label"].tolist()
 
 
 class Clock:
@@ -279,7 +278,7 @@ def run_variant(args) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     runner = {"naive": run_naive, "hf": run_hf, "course": run_course}[args.variant]
-    clock, predictions = runner(args, tokenizer, model, train, test, labels, device, lr)
+    clock, predictions, truth = runner(args, tokenizer, model, train, test, labels, device, lr)
     seconds = clock.wall
 
     real_tokens = sum(len(ids) for ids in tokenizer(train["text"].tolist(), truncation=True,
@@ -287,7 +286,7 @@ def run_variant(args) -> dict:
     n_params = count_parameters(model)
     tokens_per_s = real_tokens / seconds
     peak = args.peak_tflops or peak_tflops(device)
-    metrics = classification_metrics([labels.index(v) for v in test["label"]],
+    metrics = classification_metrics([labels.index(v) for v in truth],
                                      [labels.index(v) for v in predictions], labels)
     if device.type == "cuda":
         memory = {"peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30, "memory_kind": "CUDA allocator peak"}
@@ -353,7 +352,8 @@ def report(args, results: list[dict]) -> None:
           f"{'' if results[0]['mfu'] is not None else ', n/a without a known peak (--peak-tflops)'})")
     course = next((r for r in results if r["variant"] == "course"), None)
     target = None
-    if course is not None and course["device"]["kind"] == "cpu":
+    is_target_run = (args.model, args.data, args.samples, args.epochs) == ("offline", "tweets", 768, 2)
+    if course is not None and course["device"]["kind"] == "cpu" and is_target_run:
         met = course["test_accuracy"] >= CPU_TARGET["accuracy"] and course["train_seconds"] <= CPU_TARGET["seconds"]
         target = {**CPU_TARGET, "reached_accuracy": course["test_accuracy"], "train_seconds": course["train_seconds"],
                   "met": met}

@@ -87,7 +87,7 @@ _SIZES = {
     "small": dict(
         max_train_samples=768,
         max_eval_samples=512,
-        batch_size=32,
+        batch_size=8,
         eval_batch_size=64,
         epochs=2,
         max_length=64,

@@ -34,44 +34,58 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> None:
     parser.error = error
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the examples' line breaks and show every default that is a value."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     _one_line_errors(parser)
+    parser.formatter_class = _HelpFormatter
     data = parser.add_argument_group("data")
     data.add_argument("--data", required=True, metavar="tweets|imdb|PATH",
                       help="'tweets' (offline corpus), 'imdb' (needs the Hub) or a .csv/.tsv/.json/.jsonl file")
     data.add_argument("--binary", action="store_true", help="tweets: keep negative and positive only")
-    data.add_argument("--text-column", default="text", help="column holding the texts in a file (default: text)")
-    data.add_argument("--label-column", default="label", help="column holding the labels in a file (default: label)")
+    data.add_argument("--text-column", default="text", help="column holding the texts in your file")
+    data.add_argument("--label-column", default="label", help="column holding the labels in your file")
     data.add_argument("--labels", nargs="+", metavar="NAME",
-                      help="the classes, in output order (default: the sorted labels of the training split)")
+                      help="the classes in output order (default: the sorted labels of the training split)")
     data.add_argument("--max-train-samples", type=int, metavar="N", help="stratified subset of the training split")
-    data.add_argument("--max-eval-samples", type=int, metavar="N", help="stratified subset of validation and test")
-    data.add_argument("--val-size", type=float, default=0.1, help="share of the data for validation (default 0.1)")
-    data.add_argument("--test-size", type=float, default=0.1, help="share of the data for test (default 0.1)")
+    data.add_argument("--max-eval-samples", type=int, metavar="N", help="stratified subset of validation and of test")
+    data.add_argument("--val-size", type=float, default=0.1, help="share of the data for validation")
+    data.add_argument("--test-size", type=float, default=0.1, help="share of the data for test")
 
     train = parser.add_argument_group("training")
     train.add_argument("--model", default=None, metavar="NAME_OR_PATH",
                        help="Hub id or local folder (default: the offline MiniLM BERT)")
     train.add_argument("--output-dir", required=True, metavar="DIR", help="where metrics.json, checkpoints and the model go")
-    train.add_argument("--epochs", type=int, default=_DEFAULTS.epochs)
-    train.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="per device")
-    train.add_argument("--eval-batch-size", type=int, default=_DEFAULTS.eval_batch_size)
+    train.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help="passes over the training split")
+    train.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="texts per step and device")
+    train.add_argument("--eval-batch-size", type=int, default=_DEFAULTS.eval_batch_size, help="texts per evaluation batch")
     train.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=_DEFAULTS.learning_rate,
-                       help="default suits the small offline model; use 2e-5 to 5e-5 for bert-base")
-    train.add_argument("--max-length", type=int, default=_DEFAULTS.max_length, help="tokens per text")
-    train.add_argument("--warmup-ratio", type=float, default=_DEFAULTS.warmup_ratio)
-    train.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay)
-    train.add_argument("--gradient-accumulation", type=int, default=_DEFAULTS.gradient_accumulation)
-    train.add_argument("--max-grad-norm", type=float, default=_DEFAULTS.max_grad_norm, help="0 turns clipping off")
-    train.add_argument("--precision", choices=PRECISIONS, default=_DEFAULTS.precision)
-    train.add_argument("--seed", type=int, default=_DEFAULTS.seed)
-    train.add_argument("--patience", type=int, default=None, help="early stopping after N epochs without improvement")
-    train.add_argument("--eval-metric", choices=EVAL_METRICS, default=_DEFAULTS.eval_metric)
-    train.add_argument("--log-every", type=int, default=_DEFAULTS.log_every)
-    train.add_argument("--save-every", type=int, default=None, help="checkpoint every N steps (plus every epoch)")
-    train.add_argument("--pad-multiple", type=int, default=None, help="pad batches to a multiple of N tokens")
+                       help="peak learning rate (default: %(default)s, for the small offline model; 2e-5 to 5e-5 suits bert-base)")
+    train.add_argument("--max-length", type=int, default=_DEFAULTS.max_length, help="tokens per text (longer are truncated)")
+    train.add_argument("--warmup-ratio", type=float, default=_DEFAULTS.warmup_ratio, help="share of steps with rising learning rate")
+    train.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="AdamW weight decay")
+    train.add_argument("--gradient-accumulation", type=int, default=_DEFAULTS.gradient_accumulation,
+                       help="batches per optimizer step")
+    train.add_argument("--max-grad-norm", type=float, default=_DEFAULTS.max_grad_norm, help="gradient clipping; 0 turns it off")
+    train.add_argument("--precision", choices=PRECISIONS, default=_DEFAULTS.precision,
+                       help="auto: bf16 autocast on GPUs that support it, else fp32")
+    train.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="seeds the split, the initialisation and the data order")
+    train.add_argument("--patience", type=int, default=None, help="stop after N epochs without a better validation score")
+    train.add_argument("--eval-metric", choices=EVAL_METRICS, default=_DEFAULTS.eval_metric, help="what picks the best epoch")
+    train.add_argument("--log-every", type=int, default=_DEFAULTS.log_every, help="steps between loss read-backs")
+    train.add_argument("--save-every", type=int, default=None, help="checkpoint every N steps (there is one per epoch anyway)")
+    train.add_argument("--pad-multiple", type=int, default=None, help="pad batches to a multiple of N tokens "
+                                                                     "(default: 64 on GPU, 8 on CPU)")
     train.add_argument("--compile", action="store_true", help="torch.compile the model (GPU; one compile per shape)")
-    train.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    train.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -107,6 +121,14 @@ def _load_splits(args: argparse.Namespace):
             stratified_sample(splits.test, args.max_eval_samples, seed=args.seed))
 
 
+def _leave_process_group() -> None:
+    """Under torchrun / accelerate launch the trainer joined a process group; leave it cleanly."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def run(args: argparse.Namespace) -> int:
     from course_utils.device import describe_device
     from course_utils.trainer import MODEL_DIR, Trainer
@@ -114,8 +136,11 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)  # bad numbers fail here, before any data or model is loaded
     train, validation, test = _load_splits(args)
     trainer = Trainer(config)
-    history = trainer.fit(train, validation, resume=args.resume)
-    test_metrics = trainer.evaluate(test)
+    try:
+        history = trainer.fit(train, validation, resume=args.resume)
+        test_metrics = trainer.evaluate(test)
+    finally:
+        _leave_process_group()
     if not trainer.is_main:
         return 0
     out = Path(config.output_dir)

@@ -97,6 +97,7 @@ def test_batches_are_length_grouped_and_a_pure_function_of_seed_and_epoch():
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not np.array_equal(np.concatenate(a), np.concatenate(plan_epoch(lengths, 32, seed=3, epoch=2)))
     assert sorted(np.concatenate(a).tolist()) == list(range(1000))  # every example exactly once
+    assert lengths[a[0]].max() == lengths.max()  # the longest batch first: out-of-memory shows at step 1
     grouped = [lengths[i].max() * len(i) for i in a]
     ungrouped = [lengths[i].max() * len(i) for i in plan_epoch(lengths, 32, 3, 1, group_by_length=False)]
     assert sum(grouped) < 0.6 * sum(ungrouped)  # padded tokens with grouping vs without
