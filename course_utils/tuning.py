@@ -295,14 +295,16 @@ def _check_direction(direction: str) -> None:
         raise ConfigError(f"direction must be 'maximize' or 'minimize', got {direction!r}.")
 
 
-def _score(objective: Objective, params: dict[str, Any]) -> tuple[float, float]:
+def _trial(objective: Objective, params: dict[str, Any]) -> dict[str, Any]:
+    """One row of the trials table: the parameters, the score (NaN when not finite) and the seconds."""
     start = time.perf_counter()
     value = objective(dict(params))
     try:
         score = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"the objective must return a number, got {type(value).__name__} for {params}.") from None
-    return (score if math.isfinite(score) else float("nan")), time.perf_counter() - start
+    return {**params, "score": score if math.isfinite(score) else float("nan"),
+            "seconds": time.perf_counter() - start}
 
 
 def _result(method: str, rows: list[dict[str, Any]], direction: str, names: Sequence[str]) -> SearchResult:
@@ -324,10 +326,7 @@ def grid_search(objective: Objective, space: SearchSpace, budget: int, direction
     about ``budget ** (1/k)`` distinct values: the reason grids scale badly with dimensions.
     """
     _check_direction(direction)
-    rows = []
-    for params in space.grid(budget):
-        score, seconds = _score(objective, params)
-        rows.append({**params, "score": score, "seconds": seconds})
+    rows = [_trial(objective, params) for params in space.grid(budget)]
     return _result("grid", rows, direction, space.names)
 
 
@@ -343,11 +342,7 @@ def random_search(
     if n_trials < 1:
         raise ConfigError(f"n_trials must be at least 1, got {n_trials}.")
     rng = np.random.default_rng(seed)
-    rows = []
-    for _ in range(n_trials):
-        params = space.sample(rng)
-        score, seconds = _score(objective, params)
-        rows.append({**params, "score": score, "seconds": seconds})
+    rows = [_trial(objective, space.sample(rng)) for _ in range(n_trials)]
     return _result("random", rows, direction, space.names)
 
 
@@ -387,10 +382,8 @@ def bayesian_search(
         rows: list[dict[str, Any]] = []
 
         def wrapped(trial) -> float:
-            params = space.suggest(trial)
-            score, seconds = _score(objective, params)
-            rows.append({**params, "score": score, "seconds": seconds})
-            return score  # NaN marks the trial failed; TPE then ignores it
+            rows.append(_trial(objective, space.suggest(trial)))
+            return rows[-1]["score"]  # NaN marks the trial failed; TPE then ignores it
 
         study.optimize(wrapped, n_trials=n_trials)
     return _result("bayesian (TPE)", rows, direction, space.names)
