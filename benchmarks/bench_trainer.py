@@ -315,7 +315,7 @@ def main(argv=None) -> int:
         Path(args.result).write_text(json.dumps(result))
         return 0
     results = []
-    passthrough = [a for a in (argv if argv is not None else sys.argv[1:])]
+    passthrough = list(sys.argv[1:] if argv is None else argv)
     for variant in args.variants.split(","):
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
             result_path = f.name
