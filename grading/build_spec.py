@@ -24,11 +24,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from course_utils import questions as Q  # noqa: E402
+from course_utils.grading import questions as Q  # noqa: E402
 
 
 def _lesson_01() -> dict:
-    from course_utils.transfer import TransferConfig, compare_strategies, make_digit_tasks, pretrain
+    from course_utils.labs.transfer import TransferConfig, compare_strategies, make_digit_tasks, pretrain
 
     config = TransferConfig()
     tasks = make_digit_tasks(labels_per_class=5)
@@ -65,8 +65,8 @@ def _lesson_03() -> dict:
     from sklearn.model_selection import GridSearchCV
     from sklearn.tree import DecisionTreeClassifier
 
-    from course_utils.applications import load_breast_cancer_splits
-    from course_utils.practice import describe_loss_curve, lr_experiment
+    from course_utils.labs.applications import load_breast_cancer_splits
+    from course_utils.labs.practice import describe_loss_curve, lr_experiment
 
     curves = {lr: lr_experiment(lr) for lr in (0.01, 0.1)}
     data = load_breast_cancer_splits(seed=0)
@@ -87,7 +87,7 @@ def _lesson_04() -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from course_utils.applications import load_breast_cancer_splits
+    from course_utils.labs.applications import load_breast_cancer_splits
     from course_utils.metrics import metrics_at_threshold, threshold_for_recall
 
     question = {q.id: q for q in Q.for_notebook("04_evaluation_metrics")}
@@ -123,7 +123,7 @@ def _lesson_06() -> dict:
     from sklearn.model_selection import cross_val_score
     from sklearn.tree import DecisionTreeClassifier
 
-    from course_utils.overfitting import MLPConfig, load_digits_splits, train_mlp
+    from course_utils.labs.overfitting import MLPConfig, load_digits_splits, train_mlp
 
     digits = load_digits_splits(n_train=200, n_val=400, seed=0)
     _, history = train_mlp(digits.X_train, digits.y_train, digits.X_val, digits.y_val, MLPConfig(epochs=60))
@@ -139,7 +139,7 @@ def _lesson_06() -> dict:
 
 
 def _lesson_07() -> dict:
-    from course_utils.applications import make_fraud_data
+    from course_utils.labs.applications import make_fraud_data
 
     fraud = make_fraud_data(seed=0)
     return {

@@ -1,4 +1,4 @@
-"""Tests for course_utils.applications: healthcare, fraud, drift, privacy and recommendation helpers."""
+"""Tests for course_utils.labs.applications: healthcare, fraud, drift, privacy and recommendation helpers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from course_utils.applications import (
+from course_utils.labs.applications import (
     FRAUD_FEATURES,
     expected_cost,
     factorisation_scores,

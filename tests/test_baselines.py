@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from course_utils.baselines import (
+from course_utils.labs.baselines import (
     BaselineConfig,
     compare_training_sets,
     drop_overlap,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score
 
-from course_utils import questions
-from course_utils.checks import check, evaluate
-from course_utils.grading import RULES
+from course_utils.grading import questions
+from course_utils.grading.checks import check, evaluate
+from course_utils.grading.grade import RULES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,7 +132,7 @@ def test_registry_is_consistent_with_notebooks_and_scoring_rules():
 
 
 def test_learner_side_never_loads_the_grader_or_its_spec():
-    code = ("import sys, course_utils.checks as c; c.check('q4_1', None); "
-            "print('course_utils.grading' in sys.modules, 'course_utils.sandbox' in sys.modules)")
+    code = ("import sys, course_utils.grading.checks as c; c.check('q4_1', None); "
+            "print('course_utils.grading.grade' in sys.modules, 'course_utils.grading.sandbox' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False False")

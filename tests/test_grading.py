@@ -18,11 +18,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course_utils import grading, questions
+from course_utils.grading import grade as grading
+from course_utils.grading import questions
 from course_utils.cli import main as cli_main
 from course_utils.errors import ConfigError, DataError
 from course_utils.metrics import threshold_for_recall
-from course_utils.sandbox import Limits, namespace_command, run_notebook
+from course_utils.grading.sandbox import Limits, namespace_command, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATH = ROOT / "grading" / "spec.json"
@@ -185,7 +186,7 @@ def _hostile(root: Path, classmate: Path) -> dict[str, int]:
     """Hostile submissions (all named like exercise 04) and the points of their honest content."""
     nb = "04_evaluation_metrics.ipynb"
     tamper = [
-        "import course_utils.checks as checks, course_utils.questions as questions, course_utils.grading as g\n"
+        "import course_utils.grading.checks as checks, course_utils.grading.questions as questions, course_utils.grading.grade as g\n"
         "checks.check = lambda *a, **k: print('✓ everything is right')\n"
         "for q in questions.QUESTIONS:\n    object.__setattr__(q, 'public_check', lambda value, context: None)\n"
         "g.RULES.update({kind: (lambda value, entry: (1.0, 'patched')) for kind in g.RULES})\n"

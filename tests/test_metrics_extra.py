@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from course_utils.errors import ConfigError, DataError  # noqa: E402
-from course_utils.overfitting import History  # noqa: E402
+from course_utils.labs.overfitting import History  # noqa: E402
 from course_utils.plots import plot_threshold_curves, plot_train_val_grid  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Tests for course_utils.overfitting: the data, the training loop's bookkeeping, and the experiments."""
+"""Tests for course_utils.labs.overfitting: the data, the training loop's bookkeeping, and the experiments."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from course_utils.errors import ConfigError, DataError
-from course_utils.overfitting import (
+from course_utils.labs.overfitting import (
     History,
     MLPConfig,
     accuracy,

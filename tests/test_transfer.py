@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from course_utils.errors import ConfigError, DataError
-from course_utils.transfer import (
+from course_utils.labs.transfer import (
     MLP,
     STRATEGIES,
     SmallCNN,

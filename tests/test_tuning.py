@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from course_utils.errors import ConfigError, DataError
-from course_utils.overfitting import load_digits_splits
+from course_utils.labs.overfitting import load_digits_splits
 from course_utils.tuning import (
     DEFAULT_TREE_GRID,
     CategoricalParam,
@@ -22,10 +22,9 @@ from course_utils.tuning import (
     cv_results_table,
     grid_search,
     random_search,
-    settings_table,
-    train_settings,
     tune_decision_tree,
 )
+from course_utils.labs.hyperparams import settings_table, train_settings
 
 SPACE = SearchSpace({"x": FloatParam(-2.0, 2.0), "lr": FloatParam(1e-4, 1.0, log=True), "act": CategoricalParam(("a", "b"))})
 

@@ -286,7 +286,7 @@ def run_notebook(
         shutil.copyfile(notebook, target)
         read_fd, write_fd = os.pipe()
         reserve = max(5.0, min(20.0, 0.2 * limits.timeout))  # time kept for collecting the answers
-        child_argv = [sys.executable, "-m", "course_utils.sandbox", "--notebook", str(target),
+        child_argv = [sys.executable, "-m", "course_utils.grading.sandbox", "--notebook", str(target),
                       "--workdir", str(workdir), "--result-fd", str(write_fd),
                       # CLOCK_MONOTONIC is shared by all processes, so both deadlines are absolute
                       "--cells-deadline", repr(started + max(1.0, limits.timeout - reserve)),
@@ -362,7 +362,7 @@ def _result_from(messages: dict, killed: bool, elapsed: float, log_tail: str, li
 
 
 # --------------------------------------------------------------------------------------------
-# Child side: executed as `python -m course_utils.sandbox ...` inside the confinement
+# Child side: executed as `python -m course_utils.grading.sandbox ...` inside the confinement
 # --------------------------------------------------------------------------------------------
 
 # Runs in the submission's kernel, so it may only use the standard library. It converts a value to

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from course_utils import questions
+from course_utils.grading import questions
 
 PASS, FAIL = "✓", "✗"
 

@@ -11,15 +11,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where used, so the question registry can read LR_BEHAVIOURS cheaply
+    import torch
 
 from course_utils.errors import ConfigError
-from course_utils.questions import LR_BEHAVIOURS
+
+# The words the learning-rate exercise offers for what a loss curve did (lesson 03's exercise).
+LR_BEHAVIOURS = ("converged smoothly", "overshot and oscillated", "diverged to inf or nan")
 
 
 def digits_training_set(n_classes: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's 8x8 digits 0..n_classes-1 as float pixels in [0, 1] and integer labels."""
+    import torch
     from sklearn.datasets import load_digits
 
     if not 2 <= n_classes <= 10:
@@ -39,7 +44,10 @@ def lr_experiment(lr: float, epochs: int = 15, batch_size: int = 64, seed: int =
     """
     if not lr > 0 or epochs < 1 or batch_size < 1:
         raise ConfigError(f"need lr > 0, epochs >= 1 and batch_size >= 1; got {lr}, {epochs}, {batch_size}.")
-    from course_utils.transfer import train_classifier
+    from course_utils.labs.transfer import train_classifier
+
+    import torch
+    from torch import nn
 
     X, y = digits_training_set()
     torch.manual_seed(seed)

@@ -3,10 +3,10 @@
 Workflow: hand out exercises/NN_topic.ipynb; collect each learner's notebooks, names unchanged, into
 SUBMISSIONS_DIR/<student>/<NN_topic>.ipynb (e.g. submissions/alice/04_evaluation_metrics.ipynb); run
 this command from the course checkout; read report.csv (each learner's total is printed at the end).
-Each notebook runs in its own confined child process (see course_utils.sandbox): its own process
+Each notebook runs in its own confined child process (see course_utils.grading.sandbox): its own process
 group and, on Linux, its own namespaces with no network, the spec and the submissions folder
 hidden, and the file system read-only. The child only sends back the values of the answer
-variables named in the public registry (course_utils.questions); this process compares them with
+variables named in the public registry (course_utils.grading.questions); this process compares them with
 the spec and writes one CSV row per submission and question:
 
     submission,question,score,max_score,status,detail
@@ -26,23 +26,21 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from course_utils import questions as registry
+from course_utils.grading import questions as registry
 from course_utils.errors import ConfigError, DataError
-from course_utils.questions import Question, is_number
-from course_utils.sandbox import Isolation, Limits, RunResult, namespace_command, run_notebook
+from course_utils.grading.questions import Question, is_number
+from course_utils.grading.sandbox import Isolation, Limits, RunResult, run_notebook
 
 STATUSES = ("ok", "wrong", "error", "timeout", "missing")
 CSV_COLUMNS = ("submission", "question", "score", "max_score", "status", "detail")
@@ -471,62 +469,3 @@ def write_json(reports: Sequence[NotebookReport], path: str | os.PathLike, limit
         ],
     }
     Path(path).write_text(json.dumps(data, indent=2), encoding="utf-8")
-
-
-# --------------------------------------------------------------------------------------------
-# Command line (dispatched from course_utils.cli)
-# --------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("submissions", metavar="SUBMISSIONS_DIR",
-                        help="folder with one sub-folder per student, each holding NN_topic.ipynb files")
-    parser.add_argument("--out", required=True, metavar="CSV", help="where to write the CSV report")
-    parser.add_argument("--json", metavar="JSON", help="also write a JSON report with per-notebook details and totals")
-    parser.add_argument("--spec", metavar="PATH",
-                        help="the hidden spec (default: grading/spec.json of the course checkout)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"wall-clock limit per notebook, kernel start included (default {DEFAULT_TIMEOUT:g}; "
-                             "the BERT exercise needs about 2 minutes on a 2-core CPU)")
-    parser.add_argument("--memory-mb", type=int, default=None, metavar="MB",
-                        help="address-space limit per notebook (default 8192, or none where an NVIDIA GPU is "
-                             "present: CUDA reserves far more address space than it uses; 0 = no limit)")
-    parser.add_argument("--notebook", action="append", metavar="NN_topic",
-                        help="grade only this notebook (repeatable); default: every gradable notebook anyone submitted")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="notebooks graded in parallel (default 1)")
-    parser.add_argument("--require-isolation", action="store_true",
-                        help="refuse to grade unless Linux namespaces can hide the spec and cut the network "
-                             "(use for untrusted submissions outside a container)")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.timeout <= 0 or args.jobs < 1:
-        raise ConfigError("--timeout must be positive and --jobs at least 1.")
-    memory_mb = args.memory_mb
-    if memory_mb is None:
-        gpu = Path("/dev/nvidiactl").exists()
-        memory_mb = 0 if gpu else 8192
-        if gpu:
-            print("note: NVIDIA GPU present: no address-space limit (CUDA needs a large one); "
-                  "pass --memory-mb to set one anyway.", file=sys.stderr)
-    limits = Limits(timeout=args.timeout, memory_mb=memory_mb or None)
-    namespaced = namespace_command() is not None
-    if not namespaced:
-        if args.require_isolation:
-            raise ConfigError("Linux namespaces (unshare + setpriv) are not available here; grade inside a container "
-                              "or a throw-away VM, or drop --require-isolation.")
-        print("warning: no Linux namespaces here: submissions run with resource limits and a timeout only; they can "
-              "read files you can read (the spec included) and use the network. Grade untrusted work in a container.",
-              file=sys.stderr)
-    started = time.monotonic()
-    reports = grade(args.submissions, args.spec, limits, args.notebook, args.jobs,
-                    progress=lambda line: print(line, file=sys.stderr, flush=True))
-    write_csv(reports, args.out)
-    if args.json:
-        write_json(reports, args.json, limits)
-    counts = {s: sum(r.status == s for rep in reports for r in rep.rows) for s in STATUSES}
-    print(f"graded {len(reports)} notebook(s) in {time.monotonic() - started:.0f} s; "
-          + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; report: {args.out}")
-    for student, t in totals(reports).items():
-        print(f"  {student:<24} {t['score']:g} / {t['max_score']:g}")
-    return 0

@@ -1,8 +1,8 @@
 """The public question registry: what each exercise asks, where the answer lives, how to self-check it.
 
-One registry serves two readers. :mod:`course_utils.checks` runs a question's *public* check inside
+One registry serves two readers. :mod:`course_utils.grading.checks` runs a question's *public* check inside
 a learner's notebook (types, shapes, ranges, stated floors, agreement with scikit-learn on public
-cases), which gives instant feedback without revealing an answer. :mod:`course_utils.grading` reads
+cases), which gives instant feedback without revealing an answer. :mod:`course_utils.grading.grade` reads
 the same entries as its *manifest*: which variable of which notebook to collect, which inputs to
 call a function answer with, and which scoring rule applies. The expected values and tolerances
 of those scoring rules are the instructor's hidden spec (``grading/spec.json``), which is not part
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from course_utils.errors import ConfigError
+from course_utils.labs.practice import LR_BEHAVIOURS
 
 # --------------------------------------------------------------------------------------------
 # Public constants the exercises state (floors and targets are part of the task, not secrets)
@@ -32,7 +33,6 @@ TARGET_RECALL = 0.95
 BERT_MACRO_F1_FLOOR = 0.70
 BERT_MIN_TEST_EXAMPLES = 200
 FRAUD_AP_FLOOR = 0.80
-LR_BEHAVIOURS = ("converged smoothly", "overshot and oscillated", "diverged to inf or nan")
 FRAUD_METRICS = ("accuracy", "average_precision")
 SCENARIOS = {
     "a": "Start from a BERT pre-trained on Wikipedia and keep training all its weights on 2,000 labelled support tickets.",
@@ -75,7 +75,7 @@ class Question:
     ``variable`` is the name the exercise assigns; the grader evaluates exactly that name in the
     submission's kernel. With ``call_cases`` the answer is a function, and the grader collects
     ``variable(*case)`` for each case instead of the function itself (functions do not travel as
-    JSON). ``kind`` names the scoring rule in :mod:`course_utils.grading`; its parameters
+    JSON). ``kind`` names the scoring rule in :mod:`course_utils.grading.grade`; its parameters
     (expected value, tolerance, ...) come from the hidden spec. ``public_check`` returns ``None``
     when the answer passes the public checks and otherwise one sentence saying what is wrong.
     """

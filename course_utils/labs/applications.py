@@ -19,7 +19,7 @@ import pandas as pd
 
 from course_utils.errors import ConfigError, DataError
 from course_utils.metrics import metrics_at_threshold
-from course_utils.overfitting import ArraySplits
+from course_utils.labs.overfitting import ArraySplits
 
 # --------------------------------------------------------------------------------------------
 # Healthcare

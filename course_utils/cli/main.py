@@ -16,10 +16,10 @@ from course_utils.errors import CourseError
 
 # name -> (module, one-line help). The module provides add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS = {
-    "doctor": ("course_utils.doctor", "check that this machine can run the course (works offline)"),
-    "train": ("course_utils.train_cli", "fine-tune a BERT classifier on tweets, IMDB or your own file"),
-    "grade": ("course_utils.grading", "grade a folder of learners' exercise notebooks into a CSV report"),
-    "exercises": ("course_utils.exercises", "build exercise notebooks from the solutions, or check they are in sync"),
+    "doctor": ("course_utils.cli.doctor", "check that this machine can run the course (works offline)"),
+    "train": ("course_utils.cli.train", "fine-tune a BERT classifier on tweets, IMDB or your own file"),
+    "grade": ("course_utils.cli.grade", "grade a folder of learners' exercise notebooks into a CSV report"),
+    "exercises": ("course_utils.cli.exercises", "build exercise notebooks from the solutions, or check they are in sync"),
 }
 
 
