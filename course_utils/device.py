@@ -16,6 +16,7 @@ from course_utils.errors import ConfigError
 
 _DEVICE_ENV = "COURSE_DEVICE"
 _PROFILE_ENV = "COURSE_PROFILE"
+_THREADS_ENV = "COURSE_TORCH_THREADS"
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -138,3 +139,101 @@ def describe_device(device: torch.device | str | None = None) -> dict:
         except (ValueError, OSError, AttributeError):
             pass
     return info
+
+
+# --------------------------------------------------------------------------------------------
+# How many CPU threads torch may use: decided here and nowhere else
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """torch's intra-op thread count for this process, and why.
+
+    Measured on a 2-core machine under load (see benchmarks/README.md): a BERT step ran at 16.2
+    samples/s with one thread and 1.6 with two, an MLP run took 8.4 s with one thread and 30.4 s
+    with two. A thread that waits for a core another process holds stalls every op that it shares,
+    so the count must follow the cores that are really free, not the cores the machine has.
+    """
+
+    threads: int
+    cores: int
+    workers: int
+    busy: int
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))  # cores this process may run on (cgroups, taskset)
+    except (AttributeError, OSError):  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _busy_cores(cores: int) -> int:
+    """Cores other work keeps busy: the 1-minute load average, rounded down, capped at ``cores - 1``."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0
+    return max(0, min(cores - 1, int(load)))
+
+
+def choose_threads(
+    *,
+    cores: int | None = None,
+    workers: int | None = None,
+    busy: int | None = None,
+    env: dict | None = None,
+) -> ThreadChoice:
+    """Decide torch's intra-op threads: the cores free to this process, shared among parallel workers.
+
+    In order: ``COURSE_TORCH_THREADS`` (a positive integer) wins; otherwise the usable cores
+    (``os.sched_getaffinity``) are divided among parallel pytest-xdist workers
+    (``PYTEST_XDIST_WORKER_COUNT``), and capped by the cores the load average says are free. Never
+    fewer than one. The arguments exist so tests can pose any machine; by default they are read
+    from this one.
+    """
+    env = os.environ if env is None else env
+    cores = _usable_cores() if cores is None else max(1, int(cores))
+    raw = str(env.get(_THREADS_ENV, "") or "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ConfigError(f"{_THREADS_ENV}={raw!r} is not a positive whole number of threads; "
+                              f"set it to e.g. 1, or unset it to let the course choose.")
+        return ThreadChoice(int(raw), cores, 1, 0, f"{_THREADS_ENV}={raw}")
+    if workers is None:
+        try:
+            workers = max(1, int(env.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+        except ValueError:
+            workers = 1
+    busy = _busy_cores(cores) if busy is None else max(0, min(cores - 1, int(busy)))
+    share = max(1, cores // max(1, workers))
+    free = max(1, cores - busy)
+    threads = max(1, min(share, free))
+    parts = [f"{cores} usable core(s)"]
+    if workers > 1:
+        parts.append(f"shared by {workers} parallel workers")
+    if busy:
+        parts.append(f"{busy} busy with other work (load average)")
+    return ThreadChoice(threads, cores, workers, busy, ", ".join(parts))
+
+
+def configure_threads(threads: int | None = None) -> ThreadChoice:
+    """Apply :func:`choose_threads` to torch (or ``threads`` if given) and return the choice.
+
+    Every lesson calls this once at the top, and the trainer calls it before training, so a
+    notebook on a busy laptop does not oversubscribe its cores (the first lesson that taught this
+    is lesson 00, which prints the choice).
+    """
+    if threads is not None:
+        if int(threads) < 1:
+            raise ConfigError(f"threads must be at least 1, got {threads}.")
+        choice = ThreadChoice(int(threads), _usable_cores(), 1, 0, "requested")
+    else:
+        choice = choose_threads()
+    torch.set_num_threads(choice.threads)
+    return choice

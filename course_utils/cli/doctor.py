@@ -73,6 +73,11 @@ def _check_device() -> list[Check]:
         checks = [
             Check("device", True, f"{info['name']}{mem}; bf16: {'yes' if info['bf16'] else 'no'}; profile: {get_profile(dev).name}")
         ]
+        from course_utils.device import choose_threads
+
+        threads = choose_threads()
+        checks.append(Check("torch threads", True, f"{threads.threads} ({threads.reason}); override with COURSE_TORCH_THREADS=N",
+                            required=False))
         if torch.version.cuda and dev.type != "cuda":
             checks.append(
                 Check(
@@ -165,5 +170,5 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"\n{len(failed)} check(s) failed: the course cannot run yet. Apply the fixes above and run `course-utils doctor` again.")
         return 1
-    print("\nAll required checks passed: start with `jupyter lab notebooks/` and open 00_setup.ipynb.")
+    print("\nAll required checks passed: start with `jupyter lab notebooks/00_setup.ipynb`.")
     return 0
