@@ -170,5 +170,5 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"\n{len(failed)} check(s) failed: the course cannot run yet. Apply the fixes above and run `course-utils doctor` again.")
         return 1
-    print("\nAll required checks passed: start with `jupyter lab notebooks/00_setup.ipynb`.")
+    print("\nAll required checks passed: start with `jupyter lab --notebook-dir=. notebooks/00_setup.ipynb`.")
     return 0

@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "doctor": ("course_utils.cli.doctor", "check that this machine can run the course (works offline)"),
     "train": ("course_utils.cli.train", "fine-tune a BERT classifier on tweets, IMDB or your own file"),
     "grade": ("course_utils.cli.grade", "grade a folder of learners' exercise notebooks into a CSV report"),
+    "site": ("course_utils.cli.site", "build the course website from the executed notebooks (offline), or check one"),
     "exercises": ("course_utils.cli.exercises", "build exercise notebooks from the solutions, or check they are in sync"),
 }
 
