@@ -305,6 +305,22 @@ def _trial(objective: Objective, params: dict[str, Any]) -> dict[str, Any]:
             "seconds": time.perf_counter() - start}
 
 
+def _progress(total: int, desc: str, enabled: bool):
+    """A tqdm bar with an estimate for a search (trials of a few seconds each add up to minutes)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="trial", disable=not enabled)
+
+
+def _run_trials(objective: Objective, points, total: int, desc: str, progress: bool) -> list[dict[str, Any]]:
+    rows = []
+    with _progress(total, desc, progress) as bar:
+        for params in points:
+            rows.append(_trial(objective, params))
+            bar.update(1)
+    return rows
+
+
 def _result(method: str, rows: list[dict[str, Any]], direction: str, names: Sequence[str]) -> SearchResult:
     frame = pd.DataFrame(rows, columns=[*names, "score", "seconds"])
     frame.insert(0, "trial", np.arange(1, len(frame) + 1))
@@ -317,19 +333,22 @@ def _result(method: str, rows: list[dict[str, Any]], direction: str, names: Sequ
 # --------------------------------------------------------------------------------------------
 
 
-def grid_search(objective: Objective, space: SearchSpace, budget: int, direction: str = "maximize") -> SearchResult:
+def grid_search(objective: Objective, space: SearchSpace, budget: int, direction: str = "maximize",
+                progress: bool = True) -> SearchResult:
     """Evaluate an evenly spaced grid of at most ``budget`` points, in grid order.
 
     A grid spends its budget on every combination, so with ``k`` parameters each one only gets
     about ``budget ** (1/k)`` distinct values: the reason grids scale badly with dimensions.
     """
     _check_direction(direction)
-    rows = [_trial(objective, params) for params in space.grid(budget)]
+    points = space.grid(budget)
+    rows = _run_trials(objective, points, len(points), "grid search", progress)
     return _result("grid", rows, direction, space.names)
 
 
 def random_search(
-    objective: Objective, space: SearchSpace, n_trials: int, seed: int = 0, direction: str = "maximize"
+    objective: Objective, space: SearchSpace, n_trials: int, seed: int = 0, direction: str = "maximize",
+    progress: bool = True,
 ) -> SearchResult:
     """Evaluate ``n_trials`` independent random points (reproducible with ``seed``).
 
@@ -340,7 +359,7 @@ def random_search(
     if n_trials < 1:
         raise ConfigError(f"n_trials must be at least 1, got {n_trials}.")
     rng = np.random.default_rng(seed)
-    rows = [_trial(objective, space.sample(rng)) for _ in range(n_trials)]
+    rows = _run_trials(objective, (space.sample(rng) for _ in range(n_trials)), n_trials, "random search", progress)
     return _result("random", rows, direction, space.names)
 
 
@@ -363,6 +382,7 @@ def bayesian_search(
     seed: int = 0,
     direction: str = "maximize",
     n_startup_trials: int | None = None,
+    progress: bool = True,
 ) -> SearchResult:
     """Optuna's TPE sampler: a few random trials, then proposals shaped by the scores so far.
 
@@ -381,9 +401,11 @@ def bayesian_search(
 
         def wrapped(trial) -> float:
             rows.append(_trial(objective, space.suggest(trial)))
+            bar.update(1)
             return rows[-1]["score"]  # NaN marks the trial failed; TPE then ignores it
 
-        study.optimize(wrapped, n_trials=n_trials)
+        with _progress(n_trials, "bayesian search", progress) as bar:
+            study.optimize(wrapped, n_trials=n_trials)
     return _result("bayesian (TPE)", rows, direction, space.names)
 
 
@@ -393,12 +415,13 @@ def compare_searches(
     budget: int,
     seed: int = 0,
     direction: str = "maximize",
+    progress: bool = True,
 ) -> dict[str, SearchResult]:
     """Run grid, random and Bayesian search on the same objective, space and budget."""
     return {
-        "grid": grid_search(objective, space, budget, direction),
-        "random": random_search(objective, space, budget, seed, direction),
-        "bayesian (TPE)": bayesian_search(objective, space, budget, seed, direction),
+        "grid": grid_search(objective, space, budget, direction, progress=progress),
+        "random": random_search(objective, space, budget, seed, direction, progress=progress),
+        "bayesian (TPE)": bayesian_search(objective, space, budget, seed, direction, progress=progress),
     }
 
 

@@ -104,8 +104,8 @@ def test_random_search_is_reproducible_and_seed_dependent():
 
 
 def test_bayesian_search_is_seeded_quiet_and_improves_on_its_random_start(capsys):
-    a = bayesian_search(bowl, SPACE, 30, seed=0)
-    b = bayesian_search(bowl, SPACE, 30, seed=0)
+    a = bayesian_search(bowl, SPACE, 30, seed=0, progress=False)
+    b = bayesian_search(bowl, SPACE, 30, seed=0, progress=False)
     assert a.scores == b.scores and a.n_trials == 30
     assert capsys.readouterr().err == ""  # optuna's per-trial log lines are silenced
     startup = max(2, min(10, 30 // 3))
