@@ -195,9 +195,10 @@ def _breast_cancer_test(seed: int):
 
 
 def _fraud_test(seed: int):
+    from course_utils.grading.submit import variant_data
     from course_utils.labs.applications import make_fraud_data
 
-    data = make_fraud_data(seed=seed)
+    data = make_fraud_data(**variant_data("fraud", seed))
     return "predict_proba", data.X_test.tolist(), data.y_test.astype(int).tolist()
 
 

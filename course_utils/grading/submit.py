@@ -77,3 +77,16 @@ def variant_seed() -> int:
         return max(0, int(raw))
     except ValueError:
         return 0
+
+
+def variant_data(name: str, seed: int | None = None) -> dict:
+    """Keyword arguments of an exercise's data generator for this learner's variant.
+
+    ``variant_data("fraud")`` -> ``make_fraud_data(**kwargs)``: seed 0 (no grader) is the solutions'
+    data; other seeds also change the fraud rate (1% to 3%), so the answers differ clearly between
+    learners rather than by a rounding step.
+    """
+    seed = variant_seed() if seed is None else int(seed)
+    if name == "fraud":
+        return {"seed": 0} if seed == 0 else {"seed": seed, "fraud_rate": round(0.01 + 0.0025 * (seed % 9), 4)}
+    raise ConfigError(f"no variant data named {name!r}; known: 'fraud'.")
