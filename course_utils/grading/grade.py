@@ -122,7 +122,10 @@ def load_spec(path: str | os.PathLike | None) -> dict:
         entry = entries.get(q.id)
         if not isinstance(entry, dict):
             raise ConfigError(f"spec file {path} has no entry for {q.id} ({q.notebook}: {q.variable}).")
-        for variant in [entry, *entry.get("variants", {}).values()]:
+        variants = entry.get("variants")
+        if variants is not None and (not isinstance(variants, dict) or not variants):
+            raise ConfigError(f"spec entry {q.id} has an empty or malformed 'variants' in {path}.")
+        for variant in (variants.values() if variants else [entry]):
             missing = [f for f in _REQUIRED[q.kind] if f not in variant and f not in entry]
             if missing:
                 raise ConfigError(f"spec entry {q.id} (rule {q.kind!r}) lacks {missing} in {path}.")

@@ -725,14 +725,16 @@ def _kernel_death(process) -> str:
     return f"the kernel died (exit code {code})" if code is not None else "the kernel died"
 
 
-def _collect_values(client, variables: dict[str, str], seconds: float) -> dict[str, dict]:
-    """Every value answer in one request's ``user_expressions``, read from that request's own reply."""
+def _collect_values(kc, variables: dict[str, str], seconds: float) -> dict[str, dict]:
+    """Every value answer in one request's ``user_expressions``, read from that request's own reply.
+
+    ``kc`` is a blocking client whose channels were opened before any cell ran, so a submission that
+    exhausts the process cap cannot stop the grader from asking.
+    """
     import ast
 
     if not variables:
         return {}
-    kc = client.km.blocking_client()
-    kc.start_channels()
     try:
         exprs = {qid: f"__course_grader_collect({name!r})" for qid, name in variables.items()}
         reply = kc.execute(_COLLECTOR, silent=True, store_history=False, user_expressions=exprs,
@@ -740,8 +742,6 @@ def _collect_values(client, variables: dict[str, str], seconds: float) -> dict[s
     except Exception as exc:  # noqa: BLE001 - a kernel that does not answer loses these answers only
         return {qid: {"ok": False, "error": f"no reply from the kernel ({type(exc).__name__})", "timeout": True}
                 for qid in variables}
-    finally:
-        kc.stop_channels()
     got = reply.get("content", {}).get("user_expressions", {}) if isinstance(reply, dict) else {}
     values = {}
     for qid in variables:
@@ -800,6 +800,8 @@ def _execute(nb_path: Path, workdir: Path, job: dict, deadline: float, collect_d
                 report({"kernel_pgid": os.getpgid(kernel_process.pid)})
             except Exception:
                 pass
+            asker = client.km.blocking_client()
+            asker.start_channels()
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
@@ -820,7 +822,7 @@ def _execute(nb_path: Path, workdir: Path, job: dict, deadline: float, collect_d
                         result["cell_errors"].append(f"cell {index + 1}: {reply.get('ename')}: {str(reply.get('evalue'))[:200]}")
             current = len(nb.cells)
             seconds = max(1.0, min(30.0, collect_deadline - time.monotonic()))
-            result["values"].update(_collect_values(client, job.get("values") or {}, seconds))
+            result["values"].update(_collect_values(asker, job.get("values") or {}, seconds))
     except DeadKernelError:
         result["status"] = "error"
         where = f" while running cell {current + 1}" if 0 <= current < len(nb.cells) else " while collecting the answers"

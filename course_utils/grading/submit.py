@@ -55,8 +55,12 @@ def submit_model(question_id: str, model: Any) -> Path | None:
         return None
     path = Path(folder) / f"{question_id}.pkl"
     tmp = path.with_suffix(".tmp")
+    try:  # classes defined in the notebook itself travel by value with cloudpickle
+        import cloudpickle as pickler
+    except ImportError:  # pragma: no cover - plain pickle handles every library model
+        pickler = pickle
     with open(tmp, "wb") as fh:
-        pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(tmp, path)  # nothing half-written for the grader to read
     print(f"{question_id}: model saved for grading ({type(model).__name__}).")
     return path
