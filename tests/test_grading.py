@@ -349,3 +349,12 @@ def test_feedback_shows_no_expected_value(graded):
     assert "q7_1" in copied and "0.989" not in copied
     totals = list(csv.reader((graded / "totals.csv").open()))
     assert totals[0] == ["learner", "score", "max_score", "manual_pending"] and len(totals) == 7
+
+
+@pytest.mark.skipif(not NAMESPACED, reason="needs Linux namespaces (unshare -r)")
+def test_a_symlinked_submission_is_refused_without_running(tmp_path, spec_path):
+    (tmp_path / "eve").mkdir()
+    (tmp_path / "eve" / "04_evaluation_metrics.ipynb").symlink_to(spec_path)
+    [report] = grading.grade(tmp_path, spec_path, notebooks=["04_evaluation_metrics"])
+    assert report.status == "error" and {r.status for r in report.rows} == {"error"}
+    assert all("symbolic link" in r.detail for r in report.rows)

@@ -245,6 +245,18 @@ def _metric_function(sklearn_name: str) -> PublicCheck:
     return check
 
 
+def _floor_on_default_data(floor: float, high: float | None, what: str) -> PublicCheck:
+    """The stated floor on the solutions' data; on a grader's variant only the range (the floor is per variant)."""
+    strict, loose = _at_least(floor, high, what), _number(0.0, high)
+
+    def check(value, context):
+        from course_utils.grading.submit import variant_seed
+
+        return strict(value, context) if variant_seed() == 0 else loose(value, context)
+
+    return check
+
+
 def _threshold(target_recall: float) -> PublicCheck:
     """Range check, plus recall on the learner's own data when ``y_true=`` and ``scores=`` are given."""
     inner = _number(0.0, 1.0)
@@ -403,7 +415,7 @@ QUESTIONS: tuple[Question, ...] = (
              f"Average precision of the logistic regression on the fraud test set (at least {FRAUD_AP_FLOOR}).",
              "average_precision_score(y_test, model.predict_proba(X_test)[:, 1]) -- scores, not hard labels; "
              "then submit_model('q7_2', fraud_model) so the grader can score it too.",
-             "artefact_average_precision", _at_least(FRAUD_AP_FLOOR, 1.0, "average precision"),
+             "artefact_average_precision", _floor_on_default_data(FRAUD_AP_FLOOR, 1.0, "average precision"),
              channel="artefact", evaluation="fraud_test"),
     Question("q7_3", "07_real_world_applications", "fraud_metric",
              "Which metric should decide between fraud models?",
