@@ -358,3 +358,12 @@ def test_a_symlinked_submission_is_refused_without_running(tmp_path, spec_path):
     [report] = grading.grade(tmp_path, spec_path, notebooks=["04_evaluation_metrics"])
     assert report.status == "error" and {r.status for r in report.rows} == {"error"}
     assert all("symbolic link" in r.detail for r in report.rows)
+
+
+def test_the_unisolated_fallback_says_so(tmp_path):
+    nb = new_notebook(cells=[new_code_cell("x = 2")])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, str(path))
+    run = run_notebook(path, Job(values={"x": "x"}), Limits(timeout=60), use_namespaces=False)
+    assert run.values["x"] == {"ok": True, "value": 2}
+    assert run.isolation.method.startswith("UNISOLATED") and not run.isolation.spec_hidden
