@@ -367,3 +367,26 @@ def test_the_unisolated_fallback_says_so(tmp_path):
     run = run_notebook(path, Job(values={"x": "x"}), Limits(timeout=60), use_namespaces=False)
     assert run.values["x"] == {"ok": True, "value": 2}
     assert run.isolation.method.startswith("UNISOLATED") and not run.isolation.spec_hidden
+
+
+def _user_namespaces() -> bool:
+    try:
+        return subprocess.run(["unshare", "-Ur", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _user_namespaces(), reason="needs unprivileged user namespaces (unshare -Ur)")
+def test_the_user_namespace_route_confines_the_same_way(tmp_path, monkeypatch):
+    """The route an unprivileged grader takes: a user namespace, then a nested one mapping to a non-root uid."""
+    from course_utils.grading import sandbox
+
+    monkeypatch.setitem(sandbox._PROBE_CACHE, "cmd", ["unshare", "--user", "--map-root-user", "--mount", "--net",
+                                                      "--pid", "--fork", "--mount-proc"])
+    nb = new_notebook(cells=[new_code_cell("import os\nuid = os.getuid()\nshm = os.listdir('/dev/shm')")])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, str(path))
+    run = run_notebook(path, Job(values={"uid": "uid", "shm": "shm"}, canary_sha256="0" * 64), Limits(timeout=60))
+    assert run.values["uid"] == {"ok": True, "value": 65534} and run.values["shm"] == {"ok": True, "value": []}
+    iso = run.isolation
+    assert iso.method.startswith("namespaces") and iso.non_root and iso.proc_sys_read_only and iso.private_tmp

@@ -355,7 +355,7 @@ def run_notebook(
     prefix = namespace_command() if use_namespaces in (None, True) else None
     if use_namespaces and prefix is None:
         raise ConfigError("Linux namespaces (unshare, setpriv, pivot_root) are not available here.")
-    as_root = os.geteuid() == 0
+    as_root = bool(prefix) and "--user" not in prefix  # real root: no user namespace, uid 65534 outright
     with tempfile.TemporaryDirectory(prefix="cg-", ignore_cleanup_errors=True) as tmp:
         base = Path(tmp).resolve()
         workdir, root = base / "w", base / "root"
