@@ -266,12 +266,13 @@ def test_submit_model(monkeypatch, tmp_path, capsys):
 
 def test_function_source_leaves_out_statements(tmp_path):
     nb = new_notebook(cells=[new_code_cell("%matplotlib inline\nimport numpy as np\nget_ipython().events.register('x', print)"),
-                             new_code_cell("def f(y):\n    return 1\nprint('side effect')\nclass A:\n    pass")])
+                             new_code_cell("EPS = 1e-12\ndata = load()\ndef f(y):\n    return 1\nprint('side effect')\nclass A:\n    pass")])
     path = tmp_path / "n.ipynb"
     nbformat.write(nb, str(path))
     source = extract_definitions(path)
     assert "import numpy as np" in source and "def f(y)" in source and "class A" in source
-    assert "register" not in source and "side effect" not in source
+    assert "EPS = 1e-12" in source
+    assert "register" not in source and "side effect" not in source and "load()" not in source
 
 
 @pytest.mark.skipif(not NAMESPACED, reason="needs Linux namespaces (unshare -r)")

@@ -571,7 +571,8 @@ os._exit(0)
 def extract_definitions(nb_path: Path) -> str:
     """The notebook's top-level imports, function and class definitions, as one module's source.
 
-    Statements with effects (data loading, training, prints, hooks) are left out: a function answer is
+    Assignments of literal constants are kept too. Statements with effects (data loading, training,
+    prints, hooks) are left out: a function answer is
     judged by what its definition computes on the grader's inputs, in an interpreter with no state of
     the learner's kernel. Cells that do not parse (magics) are skipped statement by statement.
     """
@@ -590,9 +591,20 @@ def extract_definitions(nb_path: Path) -> str:
         except SyntaxError:
             continue
         for node in tree.body:
-            if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            constant = isinstance(node, ast.Assign) and _is_literal(node.value)  # e.g. EPS = 1e-12
+            if constant or isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 kept.append(ast.get_source_segment(source, node) or "")
     return "\n\n".join(kept)
+
+
+def _is_literal(node) -> bool:
+    import ast
+
+    try:
+        ast.literal_eval(node)
+        return True
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
 
 
 def _fresh_python(runner: str, job: dict, seconds: float, workdir: Path) -> dict:
