@@ -1,10 +1,14 @@
-"""Recompute the hidden grading spec (grading/spec.json) from reference runs.
+"""Generate the private grading spec from reference runs, into a folder OUTSIDE the course checkout.
 
-Instructor tool, deliberately outside the installed package: the spec holds the expected answers.
-Run it from the course checkout after changing an exercise or a library function an exercise uses:
+Instructor tool, deliberately outside the installed package and left out of `course-utils release`:
+the spec holds the expected answers. Run it from the course checkout:
 
-    python grading/build_spec.py            # rewrite grading/spec.json
-    python grading/build_spec.py --check    # exit 1 if the stored spec differs from a fresh run
+    python grading/build_spec.py --out ~/course-private            # writes ~/course-private/spec.json
+    python grading/build_spec.py --out ~/course-private --check    # exit 1 if its answers are stale
+
+Each build draws a new random canary (the sandbox's probe looks for it), a new secret (it keys each
+learner's variant) and a new pool of variant seeds: the varied questions' answers of any older
+spec, including the one once committed to this repository's history, are worthless for grading.
 
 Expected values come from the library and scikit-learn directly, not from executing the solution
 notebooks, so "every solution scores full marks" (tests/test_grading.py) is a real cross-check
@@ -16,6 +20,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -76,24 +82,19 @@ def _lesson_03() -> dict:
         "q3_1": {"expected": {str(lr): c[-1] for lr, c in curves.items()}, "rel_tol": 0.25, "abs_tol": 0.002},
         "q3_2": {"expected": describe_loss_curve(curves[0.1])},
         "q3_3": {"expected": search.best_params_, "grid": Q.TREE_GRID},
-        "q3_4": {"floor": Q.TREE_TEST_ACCURACY_FLOOR, "maximum": 1.0,
+        # Scored from the submitted tree's predictions on X_test; the labels stay with the grader.
+        "q3_4": {"floor": Q.TREE_TEST_ACCURACY_FLOOR,
                  "reference": search.best_estimator_.score(data.X_test, data.y_test)},
     }
 
 
 def _lesson_04() -> dict:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score, precision_score, recall_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     from course_utils.labs.applications import load_breast_cancer_splits
     from course_utils.metrics import metrics_at_threshold, threshold_for_recall
-
-    question = {q.id: q for q in Q.for_notebook("04_evaluation_metrics")}
-
-    def cases(fn) -> list[float]:
-        return [float(fn(t, p, zero_division=0)) for t, p in question["q4_2"].call_cases]
 
     data = load_breast_cancer_splits(seed=0)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(data.X_train, data.y_train)
@@ -101,9 +102,10 @@ def _lesson_04() -> dict:
     best = metrics_at_threshold(data.y_val, scores, threshold_for_recall(data.y_val, scores, Q.TARGET_RECALL))
     return {
         "q4_1": {"expected": 0.8},
-        "q4_2": {"expected": cases(precision_score), "abs_tol": 1e-9},
-        "q4_3": {"expected": cases(recall_score), "abs_tol": 1e-9},
-        "q4_4": {"expected": cases(f1_score), "abs_tol": 1e-9},
+        # Function answers: called on random cases drawn per run; the grader compares with scikit-learn.
+        "q4_2": {"reference": "precision_score", "abs_tol": 1e-9},
+        "q4_3": {"reference": "recall_score", "abs_tol": 1e-9},
+        "q4_4": {"reference": "f1_score", "abs_tol": 1e-9},
         # Scored by the recall and precision the learner's threshold gives on these validation scores.
         "q4_5": {"y_true": data.y_val.astype(int).tolist(), "scores": scores.tolist(),
                  "target_recall": Q.TARGET_RECALL, "min_precision": best["precision"]},
@@ -111,10 +113,14 @@ def _lesson_04() -> dict:
 
 
 def _lesson_05() -> dict:
-    # Fine-tuning is not bit-reproducible across machines; the exercise states floors instead.
+    from course_utils.data import load_course_dataset, split_dataset, stratified_sample
+
+    # Fine-tuning is not bit-reproducible across machines: the submitted model's macro-F1 on the
+    # grader's test tweets must reach the stated floor. The test-set size is a count, scored exactly.
+    test = stratified_sample(split_dataset(load_course_dataset("tweets", binary=True), seed=42).test, 512, seed=42)
     return {
-        "q5_1": {"floor": Q.BERT_MACRO_F1_FLOOR, "maximum": 1.0},
-        "q5_2": {"floor": Q.BERT_MIN_TEST_EXAMPLES},
+        "q5_1": {"floor": Q.BERT_MACRO_F1_FLOOR},
+        "q5_2": {"expected": len(test)},
     }
 
 
@@ -138,40 +144,78 @@ def _lesson_06() -> dict:
     }
 
 
-def _lesson_07() -> dict:
+def _lesson_07(seeds: list[int]) -> dict:
+    """Varied per learner: the fraud data come from the learner's seed (submit.variant_seed())."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import average_precision_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from course_utils.grading.submit import variant_data
     from course_utils.labs.applications import make_fraud_data
 
-    fraud = make_fraud_data(seed=0)
+    majority, floors = {}, {}
+    for seed in seeds:
+        fraud = make_fraud_data(**variant_data("fraud", seed))
+        majority[str(seed)] = {"expected": float((fraud.y_test == 0).mean())}
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(fraud.X_train, fraud.y_train)
+        reference = float(average_precision_score(fraud.y_test, model.predict_proba(fraud.X_test)[:, 1]))
+        # The stated floor, or 90% of what the reference model reaches on a harder variant.
+        floors[str(seed)] = {"floor": min(Q.FRAUD_AP_FLOOR, round(0.9 * reference, 4)), "reference": reference}
     return {
-        "q7_1": {"expected": float((fraud.y_test == 0).mean()), "abs_tol": 1e-9},
-        "q7_2": {"floor": Q.FRAUD_AP_FLOOR, "maximum": 1.0},
+        "q7_1": {"abs_tol": 1e-9, "variants": majority},
+        "q7_2": {"variants": floors},
         "q7_3": {"expected": "average_precision"},
     }
 
 
-def build() -> dict:
+def build(n_variants: int = 12, seeds: list[int] | None = None) -> dict:
+    """The spec. ``seeds`` (tests) fixes the variant pool; by default 0 plus fresh random seeds."""
+    if seeds is None:
+        seeds = [0] + sorted({secrets.randbelow(10**6) + 1 for _ in range(n_variants - 1)})
     entries: dict = {}
-    for part in (_lesson_01, _lesson_02, _lesson_03, _lesson_04, _lesson_05, _lesson_06, _lesson_07):
+    for part in (_lesson_01, _lesson_02, _lesson_03, _lesson_04, _lesson_05, _lesson_06):
         entries.update(part())
+    entries.update(_lesson_07(seeds))
     for q in Q.QUESTIONS:
         entries[q.id] = {"points": q.points, **entries[q.id]}
-    return {"format": 1, "about": "Hidden expected answers for course-utils grade. Keep out of learners' reach.",
-            "questions": {q.id: entries[q.id] for q in Q.QUESTIONS}}
+    return {"format": 2, "about": "Private expected answers for course-utils grade. Never commit or hand out.",
+            "canary": f"cg-canary-{secrets.token_hex(16)}", "secret": secrets.token_hex(32),
+            "variant_seeds": seeds, "questions": {q.id: entries[q.id] for q in Q.QUESTIONS}}
+
+
+def _inside_checkout(path: Path) -> bool:
+    root = HERE.parent.resolve()
+    path = path.resolve()
+    return path == root or root in path.parents
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=HERE / "spec.json")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="private folder outside the course checkout; spec.json is written there")
+    parser.add_argument("--variants", type=int, default=12, help="size of the pool of per-learner data seeds")
     parser.add_argument("--check", action="store_true", help="compare with the stored spec instead of writing it")
     args = parser.parse_args(argv)
-    spec = json.loads(json.dumps(build()))  # normalise (tuples -> lists, numpy -> float)
+    if _inside_checkout(args.out):
+        print(f"error: {args.out} is inside the course checkout; the spec must never be committed. "
+              "Choose a private folder elsewhere, e.g. ~/course-private.", file=sys.stderr)
+        return 2
+    target = args.out / "spec.json"
     if args.check:
-        stored = json.loads(args.out.read_text(encoding="utf-8"))
+        stored = json.loads(target.read_text(encoding="utf-8"))
+        spec = json.loads(json.dumps(build(seeds=stored["variant_seeds"])))
         stale = [qid for qid in spec["questions"] if stored["questions"].get(qid) != spec["questions"][qid]]
-        print("spec is up to date" if not stale else f"spec differs for {stale}; run python grading/build_spec.py")
+        print("spec is up to date" if not stale else f"spec differs for {stale}; run python grading/build_spec.py --out DIR")
         return 1 if stale else 0
-    args.out.write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out} ({len(spec['questions'])} questions)")
+    spec = json.loads(json.dumps(build(args.variants)))  # normalise (tuples -> lists, numpy -> float)
+    args.out.mkdir(parents=True, exist_ok=True)
+    os.chmod(args.out, 0o700)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, target)
+    print(f"wrote {target} ({len(spec['questions'])} questions, {len(spec['variant_seeds'])} variants)")
     return 0
 
 

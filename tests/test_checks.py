@@ -123,7 +123,9 @@ def test_registry_is_consistent_with_notebooks_and_scoring_rules():
     ids = [q.id for q in questions.QUESTIONS]
     assert len(ids) == len(set(ids))
     for q in questions.QUESTIONS:
-        assert q.kind in RULES, q.id
+        assert q.kind in RULES or q.channel == "manual", q.id
+        assert q.channel in ("value", "function", "artefact", "manual"), q.id
+        assert (q.channel == "artefact") == bool(q.evaluation), q.id
         assert q.variable.isidentifier(), q.id
         assert (ROOT / "solutions" / f"{q.notebook}.ipynb").is_file(), q.notebook
         assert (ROOT / "exercises" / f"{q.notebook}.ipynb").is_file(), q.notebook

@@ -1,8 +1,10 @@
-"""Instructor grading: hidden-spec scoring, confinement of submissions, and the CSV/JSON report.
+"""The grader instructors can trust (issue 10): private spec, confined runs, unforgeable channels.
 
-The scoring rules are tested directly on every question (fast). Notebooks are executed end to end
-for a small set of cheap topics only: a solution scores full marks, an untouched exercise zero, and
-hostile submissions no more than their honest content, with the report saying what happened.
+Fast tests cover the scoring rules (a constant, an identity or a random answer scores zero), the
+report's text cleaning, the spec's location and format, variants, feedback and exports. One
+module-scoped run grades tests/fixtures/grading/submissions, one folder per attack of issue 10 plus
+an honest learner, in the real sandbox (Linux namespaces; skipped where they are unavailable), so
+the attacks are shown to score zero or exactly their honest content.
 """
 
 from __future__ import annotations
@@ -10,102 +12,217 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
-from concurrent.futures import ThreadPoolExecutor
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_utils.grading import grade as grading
-from course_utils.grading import questions
 from course_utils.cli import main as cli_main
 from course_utils.errors import ConfigError, DataError
-from course_utils.metrics import threshold_for_recall
-from course_utils.grading.sandbox import Limits, namespace_command, run_notebook
+from course_utils.grading import grade as grading
+from course_utils.grading import questions
+from course_utils.grading.sandbox import Job, Limits, extract_definitions, namespace_command, run_notebook
+from course_utils.grading.submit import ARTEFACTS_ENV, submit_model, variant_data
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC_PATH = ROOT / "grading" / "spec.json"
-SPEC = grading.load_spec(SPEC_PATH)
+FIXTURES = ROOT / "tests" / "fixtures" / "grading" / "submissions"
 NAMESPACED = namespace_command() is not None
-E2E_TOPICS = ["03_hyperparameter_tuning", "04_evaluation_metrics", "07_real_world_applications"]
-PLAN = {
-    "task": "Route each customer email of a web shop to the right support team.",
-    "data": [{"type": "past tickets", "source": "helpdesk export"}, {"type": "chat logs", "source": "chat tool logs"},
-             {"type": "order metadata", "source": "order database"}],
-}
+CANARY = "cg-canary-" + "ab" * 16
+SECRET = "test-secret-6"  # with seeds [0, 7]: honest -> 7, copied -> 0 (the copier typed honest's number)
+SEEDS = [0, 7]
+COPIED_VALUE = 0.9716  # honest's q7_1 answer for seed 7, as tests/fixtures/grading/build_fixtures.py typed it
+
+sys.path.insert(0, str(ROOT / "grading"))
+import build_spec  # noqa: E402  (the instructor tool, outside the package)
 
 
-# --------------------------------------------------------------------------------------------
-# Scoring rules on every question (the light path for topics not executed here)
-# --------------------------------------------------------------------------------------------
+def make_spec(folder: Path) -> Path:
+    """A spec with real entries for lessons 04 and 07 (fast to build) and placeholders elsewhere."""
+    entries = {**build_spec._lesson_04(), **build_spec._lesson_07(SEEDS)}
+    for q in questions.QUESTIONS:
+        entry = entries.setdefault(q.id, {f: "placeholder" for f in grading._REQUIRED[q.kind]})
+        entry["points"] = q.points
+    spec = {"format": grading.SPEC_FORMAT, "canary": CANARY, "secret": SECRET, "variant_seeds": SEEDS,
+            "questions": {q.id: entries[q.id] for q in questions.QUESTIONS}}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "spec.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    return path
 
 
-def reference_answer(q: questions.Question, entry: dict):
-    """The value a correct notebook sends back, derived from the spec (as the child would send it)."""
-    if q.kind == "cases":
-        return [{"ok": True, "value": v} for v in entry["expected"]]
-    if q.kind == "at_least":
-        return entry["floor"]
-    if q.kind == "threshold":
-        return threshold_for_recall(entry["y_true"], entry["scores"], entry["target_recall"])
-    if q.kind == "dataset_plan":
-        return PLAN
-    return entry["expected"]
+@pytest.fixture(scope="module")
+def spec_path(tmp_path_factory) -> Path:
+    return make_spec(tmp_path_factory.mktemp("private"))
 
 
-@pytest.mark.parametrize("q", questions.QUESTIONS, ids=lambda q: q.id)
-def test_reference_answers_score_full_and_unanswered_scores_zero(q):
-    entry = SPEC["questions"][q.id]
-    score, status, _ = grading.score_answer(q, {"ok": True, "value": reference_answer(q, entry)}, entry)
-    assert (score, status) == (entry["points"], "ok")
-    unanswered = [{"ok": True, "value": None}] * len(q.call_cases) if q.call_cases else None
-    assert grading.score_answer(q, {"ok": True, "value": unanswered}, entry)[:2] == (0.0, "wrong")
-    assert grading.score_answer(q, {"ok": False, "error": "NameError: x"}, entry)[:2] == (0.0, "error")
-    assert grading.score_answer(q, {"ok": False, "error": "NameError: x"}, entry, run_status="timeout")[1] == "timeout"
-    assert grading.score_answer(q, {"ok": True, "value": {"__unsupported__": "module"}}, entry)[0] == 0.0
+@pytest.fixture(scope="module")
+def spec(spec_path) -> dict:
+    return grading.load_spec(spec_path)
 
 
-def _score(qid, value):
+def _score(spec, qid, value, seed=0, **extra):
     q = questions.get(qid)
-    return grading.score_answer(q, {"ok": True, "value": value}, SPEC["questions"][qid])
+    entry = {**grading.entry_for(spec, q, seed), **extra}
+    return grading.score_answer(q, {"ok": True, "value": value}, entry)
 
 
-def test_rules_give_partial_credit_and_resist_cheap_answers():
-    entry = SPEC["questions"]["q4_5"]
-    assert _score("q4_5", 0.0)[:2] == (1.0, "wrong")  # recall met by flagging everyone: half marks
-    assert _score("q4_5", 1.01)[0] == 0.0
-    cases = [{"ok": True, "value": v} for v in SPEC["questions"]["q4_2"]["expected"]]
-    cases[0] = {"ok": False, "error": "ZeroDivisionError"}
-    score, status, detail = _score("q4_2", cases)
-    assert status == "wrong" and score == pytest.approx(0.8) and "raised" in detail
-    assert _score("q3_3", {"criterion": "entropy", "max_depth": 2, "min_samples_split": 10})[0] == 1.0  # valid, not best
-    assert _score("q3_3", {"criterion": "gini", "max_depth": 99, "min_samples_split": 2})[0] == 0.0
-    assert _score("q2_1", {**PLAN, "data": PLAN["data"][:2]})[0] == 0.5  # only the task-sentence quarter of 2 points
-    assert _score("q1_3", 1)[1] == "wrong"  # 1 is not True
-    assert _score("q3_2", " Overshot and Oscillated")[1] == "ok"
-    expected = SPEC["questions"]["q3_1"]["expected"]
-    assert _score("q3_1", {0.01: expected["0.01"], 0.1: 9.9})[0] == 0.5
-    assert _score("q4_1", {"__float__": "nan"})[1] == "wrong"
-    assert _score("q3_4", 1.5)[1] == "wrong" and _score("q3_4", 0.89)[1] == "wrong"
+# --------------------------------------------------------------------------------------------
+# Scoring: partial credit only where a constant, an identity or a random answer scores zero
+# --------------------------------------------------------------------------------------------
 
 
-def test_spec_problems_are_clear_errors(tmp_path):
+def test_function_answers_need_every_random_case(spec):
+    import random
+
+    rng = random.Random(1)
+    cases = grading.function_cases(rng)
+    expected = grading._expected_cases("precision_score", cases)
+    right = [{"ok": True, "value": v} for v in expected]
+    assert _score(spec, "q4_2", right, expected=expected)[:2] == (1.0, "ok")
+    constant = [{"ok": True, "value": 1.0}] * len(cases)
+    identity = [{"ok": True, "value": float(p[0])} for _, p in cases]
+    noise = [{"ok": True, "value": rng.random()} for _ in cases]
+    for answer in (constant, identity, noise):
+        assert _score(spec, "q4_2", answer, expected=expected)[0] == 0.0
+    one_wrong = right[:-1] + [{"ok": False, "error": "ZeroDivisionError"}]
+    assert _score(spec, "q4_2", one_wrong, expected=expected)[:2] == (0.0, "wrong")
+    # the cases change every run, so a table of outputs from one run is useless in the next
+    assert grading.function_cases(random.Random(2)) != cases
+
+
+def test_cheap_answers_score_zero(spec):
+    assert _score(spec, "q4_5", 0.0)[0] == 0.0  # flags everyone: recall met, precision not
+    assert _score(spec, "q4_5", 1.01)[0] == 0.0
+    best = build_spec._lesson_04()["q4_5"]
+    from course_utils.metrics import threshold_for_recall
+
+    assert _score(spec, "q4_5", threshold_for_recall(best["y_true"], best["scores"], 0.95))[:2] == (2.0, "ok")
+    assert _score(spec, "q7_1", 1.0)[0] == 0.0 and _score(spec, "q7_1", 0.5)[0] == 0.0
+    assert _score(spec, "q7_1", 0.989, seed=0)[1] == "ok"
+
+
+def test_params_have_no_half_marks_for_any_grid_point():
+    entry = {"expected": {"criterion": "gini", "max_depth": 3, "min_samples_split": 2}, "grid": questions.TREE_GRID}
+    q = questions.get("q3_3")
+    assert grading.score_answer(q, {"ok": True, "value": dict(entry["expected"])}, entry)[:2] == (2.0, "ok")
+    other = {"criterion": "entropy", "max_depth": 2, "min_samples_split": 10}
+    assert grading.score_answer(q, {"ok": True, "value": other}, entry)[0] == 0.0
+
+
+def test_free_text_is_left_to_a_person(spec):
+    junk = {"task": "a a a a a a", "data": [{"type": "a", "source": "a a"}] * 3}
+    score, status, detail = _score(spec, "q2_1", junk)
+    assert (score, status) == (0.0, "manual") and "a person" in detail
+
+
+def test_artefact_scores_come_from_predictions_not_claims(spec):
+    method, inputs, labels = grading.EVALUATION_SETS["fraud_test"](7)
+    entry = {"floor": grading.entry_for(spec, questions.get("q7_2"), 7)["floor"], "labels": labels}
+    q = questions.get("q7_2")
+    constant = [0.5] * len(labels)
+    assert grading.score_answer(q, {"ok": True, "value": constant}, entry)[0] == 0.0
+    import random
+
+    noise = [random.random() for _ in labels]
+    assert grading.score_answer(q, {"ok": True, "value": noise}, entry)[0] == 0.0
+    perfect = [float(y) for y in labels]
+    assert grading.score_answer(q, {"ok": True, "value": perfect}, entry)[:2] == (1.0, "ok")
+    assert grading.score_answer(q, {"ok": True, "value": perfect[:-1]}, entry)[0] == 0.0
+    # a number the notebook states is not even collected for this question
+    assert "q7_2" not in grading.plan_job("07_real_world_applications", spec, 0, random.Random(0),
+                                          grading._EvaluationCache())[0].values
+
+
+# --------------------------------------------------------------------------------------------
+# Report safety
+# --------------------------------------------------------------------------------------------
+
+
+def test_text_from_a_submission_cannot_become_a_formula_a_row_or_a_megabyte(tmp_path):
+    hostile = "=cmd|' /C calc'!A0\nbob,q4_1,1,1,ok,\r\n\x1b[31m" + "x" * 200_000
+    assert grading.clean_text(hostile).startswith("'=cmd")
+    assert len(grading.clean_text(hostile)) <= grading.DETAIL_LIMIT + 1
+    for lead in "=+-@":
+        assert grading.clean_text(lead + "1+1").startswith("'")
+        assert grading.clean_text("\t \n" + lead + "1+1").startswith("'")  # stripped first, then escaped
+    assert grading.clean_text("plain text") == "plain text"
+    report = grading.NotebookReport("=evil\nname", "04_evaluation_metrics", "ok", "", 0.0, None, [],
+                                    [grading.Row("=evil\nname", "q4_1", 0.0, 1.0, "error", hostile)])
+    out = tmp_path / "r.csv"
+    grading.write_csv([report], out)
+    rows = list(csv.reader(out.open(encoding="utf-8")))
+    assert len(rows) == 2 and rows[1][0].startswith("'") and rows[1][5].startswith("'=cmd")
+    assert len(rows[1][5]) <= grading.DETAIL_LIMIT + 1 and "\n" not in rows[1][5] and "\x1b" not in rows[1][5]
+
+
+def test_feedback_and_exports(tmp_path, spec):
+    rows = [grading.Row("ann@uni.edu", "q7_1", 0.0, 1.0, "wrong", "0.5 is not the expected value"),
+            grading.Row("ann@uni.edu", "q2_1", 0.0, 2.0, "manual", "to be scored by a person: {}")]
+    report = grading.NotebookReport("ann@uni.edu", "07_real_world_applications", "ok", "", 1.0, None, [], rows)
+    [path] = grading.write_feedback([report], tmp_path / "fb")
+    text = path.read_text(encoding="utf-8")
+    assert "q7_1" in text and questions.get("q7_1").hint[:30] in text and "0 / 3" in text
+    assert "0.989" not in text  # never an expected value
+    grading.write_totals([report], tmp_path / "g.csv", "gradescope")
+    assert list(csv.reader((tmp_path / "g.csv").open())) == [["Email", "Total Score"], ["ann@uni.edu", "0"]]
+    grading.write_totals([report], tmp_path / "c.csv", "canvas", "Week 7")
+    canvas = list(csv.reader((tmp_path / "c.csv").open()))
+    assert canvas[0][-1] == "Week 7 (3)" and canvas[2][3] == "ann@uni.edu"
+    with pytest.raises(ConfigError, match="unknown export format"):
+        grading.write_totals([report], tmp_path / "x.csv", "excel")
+
+
+# --------------------------------------------------------------------------------------------
+# The spec: private, regenerated, validated
+# --------------------------------------------------------------------------------------------
+
+
+def test_no_spec_in_the_repository_and_the_builder_refuses_to_write_one_there():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert not [p for p in tracked if p.endswith("spec.json")]
+    assert build_spec.main(["--out", str(ROOT / "grading")]) == 2
+    assert build_spec.main(["--out", str(ROOT)]) == 2
+
+
+def test_spec_problems_are_clear_errors(tmp_path, spec_path):
     with pytest.raises(ConfigError, match="--spec"):
+        grading.load_spec(None)
+    with pytest.raises(ConfigError, match="not found"):
         grading.load_spec(tmp_path / "nope.json")
-    broken = json.loads(SPEC_PATH.read_text())
+    old = json.loads(spec_path.read_text())
+    old["format"] = 1
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="older grader"):
+        grading.load_spec(tmp_path / "old.json")
+    broken = json.loads(spec_path.read_text())
     del broken["questions"]["q4_5"]["target_recall"]
     (tmp_path / "a.json").write_text(json.dumps(broken))
     with pytest.raises(ConfigError, match=r"q4_5.*target_recall"):
         grading.load_spec(tmp_path / "a.json")
-    del broken["questions"]["q4_5"]
-    (tmp_path / "b.json").write_text(json.dumps(broken))
-    with pytest.raises(ConfigError, match="no entry for q4_5"):
-        grading.load_spec(tmp_path / "b.json")
-    (tmp_path / "c.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="not valid JSON"):
-        grading.load_spec(tmp_path / "c.json")
+    with pytest.raises(ConfigError, match="every submission can read"):
+        grading.check_spec_location(ROOT / "course_utils" / "spec.json")
+
+
+def test_two_learners_get_different_variants_and_answers(spec):
+    assert grading.learner_seed(spec, "honest") == 7 and grading.learner_seed(spec, "copied") == 0
+    q71, q72 = questions.get("q7_1"), questions.get("q7_2")
+    assert grading.entry_for(spec, q71, 7)["expected"] == COPIED_VALUE
+    assert grading.entry_for(spec, q71, 0)["expected"] != grading.entry_for(spec, q71, 7)["expected"]
+    assert grading.EVALUATION_SETS["fraud_test"](0)[2] != grading.EVALUATION_SETS["fraud_test"](7)[2]
+    assert variant_data("fraud") == {"seed": 0}  # no grader: the solutions' data, so check() still works
+    other = dict(spec, secret="another-secret")
+    assert any(grading.learner_seed(other, f"l{i}") != grading.learner_seed(spec, f"l{i}") for i in range(20))
+
+
+def test_the_fallback_refuses_by_default(monkeypatch, spec_path, tmp_path):
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "04_evaluation_metrics.ipynb").write_text("{}")
+    monkeypatch.setattr(grading, "namespace_command", lambda: None)
+    with pytest.raises(ConfigError, match="--allow-unisolated"):
+        grading.grade(tmp_path, spec_path, notebooks=["04_evaluation_metrics"])
 
 
 def test_submission_folder_problems_are_clear_errors(tmp_path):
@@ -113,241 +230,164 @@ def test_submission_folder_problems_are_clear_errors(tmp_path):
         grading.find_submissions(tmp_path / "missing")
     with pytest.raises(DataError, match="no student folders"):
         grading.find_submissions(tmp_path)
-    (tmp_path / "ann").mkdir()
-    (tmp_path / "ann" / "notes.ipynb").write_text("{}")
-    with pytest.raises(DataError, match="no gradable notebooks"):
-        grading.find_submissions(tmp_path)
-    with pytest.raises(ConfigError, match="unknown notebook"):
-        grading.find_submissions(tmp_path, ["04_metrics"])
-    assert grading.find_submissions(tmp_path, ["04_evaluation_metrics"]) == (["ann"], ["04_evaluation_metrics"])
 
 
-def test_a_symlinked_submission_is_refused_without_running(tmp_path):
+def test_grade_help_and_limits(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["grade", "--help"])
+    out = capsys.readouterr().out
+    for words in ("SUBMISSIONS_DIR", "--spec", "--allow-unisolated", "--feedback", "--format", "build_spec.py"):
+        assert words in out
+    with pytest.raises(ConfigError):
+        Limits(timeout=0)
+    with pytest.raises(ConfigError):
+        Limits(max_processes=0)
+
+
+# --------------------------------------------------------------------------------------------
+# The pieces the sandbox uses
+# --------------------------------------------------------------------------------------------
+
+
+def test_submit_model(monkeypatch, tmp_path, capsys):
+    from sklearn.dummy import DummyClassifier
+
+    model = DummyClassifier().fit([[0], [1]], [0, 1])
+    monkeypatch.delenv(ARTEFACTS_ENV, raising=False)
+    assert submit_model("q7_2", model) is None and "ready for grading" in capsys.readouterr().out
+    assert submit_model("q7_2", None) is None
+    monkeypatch.setenv(ARTEFACTS_ENV, str(tmp_path))
+    assert submit_model("q7_2", model) == tmp_path / "q7_2.pkl" and (tmp_path / "q7_2.pkl").stat().st_size > 0
+    with pytest.raises(ConfigError, match="not answered with a model"):
+        submit_model("q7_1", model)
+    with pytest.raises(ConfigError, match="predict"):
+        submit_model("q7_2", 0.93)
+
+
+def test_function_source_leaves_out_statements(tmp_path):
+    nb = new_notebook(cells=[new_code_cell("%matplotlib inline\nimport numpy as np\nget_ipython().events.register('x', print)"),
+                             new_code_cell("EPS = 1e-12\ndata = load()\ndef f(y):\n    return 1\nprint('side effect')\nclass A:\n    pass")])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, str(path))
+    source = extract_definitions(path)
+    assert "import numpy as np" in source and "def f(y)" in source and "class A" in source
+    assert "EPS = 1e-12" in source
+    assert "register" not in source and "side effect" not in source and "load()" not in source
+
+
+@pytest.mark.skipif(not NAMESPACED, reason="needs Linux namespaces (unshare -r)")
+def test_the_canary_probe_can_fail(tmp_path):
+    """The isolation record is measured: a canary the child can read flips spec_hidden to False."""
+    nb = new_notebook(cells=[new_markdown_cell(f"leaked: {CANARY}"), new_code_cell("x = 1")])
+    path = tmp_path / "leak.ipynb"
+    nbformat.write(nb, str(path))
+    job = Job(values={"x": "x"}, canary_sha256=hashlib.sha256(CANARY.encode()).hexdigest())
+    run = run_notebook(path, job, Limits(timeout=60))
+    assert run.values["x"] == {"ok": True, "value": 1}
+    assert run.isolation.spec_hidden is False and "canary" in " ".join(run.isolation.notes)
+    assert run.isolation.non_root and run.isolation.proc_sys_read_only and run.isolation.network_isolated
+
+
+# --------------------------------------------------------------------------------------------
+# End to end: every attack of issue 10 as a real submission, graded in the real sandbox
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, spec_path):
+    if not NAMESPACED:
+        pytest.skip("needs Linux namespaces (unshare -r)")
+    out = tmp_path_factory.mktemp("report")
+    code = cli_main(["grade", str(FIXTURES), "--spec", str(spec_path), "--out", str(out / "report.csv"),
+                     "--json", str(out / "report.json"), "--feedback", str(out / "feedback"),
+                     "--totals", str(out / "totals.csv"), "--timeout", "120"])
+    assert code == 0
+    return out
+
+
+EXPECTED_TOTALS = {
+    "honest": 9.0,              # everything, on its own variant (seed 7)
+    "lazy-liar": 2.0,           # q4_1 (0.8 is the question's own arithmetic) and q7_3 (a choice): its honest content
+    "copied": 1.0,              # q7_3 only: honest's q7_1 number is wrong for the copier's variant
+    "git-history-reader": 0.0,  # no .git, no spec, nothing of the host in its file system
+    "forger": 0.0,              # fake marker lines and patched print change nothing
+    "injector": 0.0,
+}
+
+
+def test_each_attack_scores_zero_or_its_honest_content(graded):
+    data = json.loads((graded / "report.json").read_text())
+    got = {name: t["score"] for name, t in data["totals"].items()}
+    assert got == EXPECTED_TOTALS
+    assert data["totals"]["honest"]["max_score"] == 9.0
+
+
+def test_the_isolation_record_is_measured(graded):
+    data = json.loads((graded / "report.json").read_text())
+    assert data["unisolated_allowed"] is False and data["isolated"] is True
+    runs = [n for n in data["notebooks"] if n["isolation"]]
+    assert len(runs) == 8  # the fixture notebooks; missing ones have no run
+    for n in runs:
+        iso = n["isolation"]
+        assert iso["spec_hidden"] and iso["network_isolated"] and iso["non_root"], n["student"]
+        assert iso["proc_sys_read_only"] and iso["filesystem_read_only"] and iso["private_tmp"], n["student"]
+
+
+def test_the_report_is_safe_to_open(graded):
+    rows = list(csv.reader((graded / "report.csv").open(encoding="utf-8")))
+    assert rows[0] == list(grading.CSV_COLUMNS) and len(rows) == 1 + 6 * 8
+    for row in rows[1:]:
+        assert len(row) == 6 and len(row[5]) <= grading.DETAIL_LIMIT + 1
+        assert row[5][:1] not in "=+-@\t" or row[5] == ""
+    injector = [r for r in rows if r[0] == "injector" and r[1] == "q4_2"][0]
+    assert injector[4] == "error" and "=cmd" in injector[5] and "\n" not in injector[5]
+
+
+def test_feedback_shows_no_expected_value(graded):
+    files = sorted(p.name for p in (graded / "feedback").glob("*.md"))
+    assert files == sorted(f"{name}.md" for name in EXPECTED_TOTALS)
+    copied = (graded / "feedback" / "copied.md").read_text(encoding="utf-8")
+    assert "q7_1" in copied and "0.989" not in copied
+    totals = list(csv.reader((graded / "totals.csv").open()))
+    assert totals[0] == ["learner", "score", "max_score", "manual_pending"] and len(totals) == 7
+
+
+@pytest.mark.skipif(not NAMESPACED, reason="needs Linux namespaces (unshare -r)")
+def test_a_symlinked_submission_is_refused_without_running(tmp_path, spec_path):
     (tmp_path / "eve").mkdir()
-    (tmp_path / "eve" / "04_evaluation_metrics.ipynb").symlink_to(SPEC_PATH)
-    [report] = grading.grade(tmp_path, SPEC_PATH, notebooks=["04_evaluation_metrics"])
+    (tmp_path / "eve" / "04_evaluation_metrics.ipynb").symlink_to(spec_path)
+    [report] = grading.grade(tmp_path, spec_path, notebooks=["04_evaluation_metrics"])
     assert report.status == "error" and {r.status for r in report.rows} == {"error"}
     assert all("symbolic link" in r.detail for r in report.rows)
 
 
-def test_spec_stays_out_of_the_wheel_and_the_child():
-    from setuptools import find_packages
+def test_the_unisolated_fallback_says_so(tmp_path):
+    nb = new_notebook(cells=[new_code_cell("x = 2")])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, str(path))
+    run = run_notebook(path, Job(values={"x": "x"}), Limits(timeout=60), use_namespaces=False)
+    assert run.values["x"] == {"ok": True, "value": 2}
+    assert run.isolation.method.startswith("UNISOLATED") and not run.isolation.spec_hidden
 
+
+def _user_namespaces() -> bool:
     try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
-    packages = find_packages(str(ROOT), include=include)
-    assert packages and all(p.startswith("course_utils") for p in packages)
-    assert not (ROOT / "grading" / "__init__.py").exists()
-    package_files = [p for p in (ROOT / "course_utils").rglob("*") if p.is_file()]
-    assert not any(p.suffix == ".json" for p in package_files)
-    hidden = grading._hidden_paths(SPEC_PATH, ROOT / "tests")
-    assert SPEC_PATH.parent in hidden  # the whole grading/ folder, backups included
+        return subprocess.run(["unshare", "-Ur", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
-def test_grade_help_is_usable(capsys):
-    with pytest.raises(SystemExit):
-        cli_main(["grade", "--help"])
-    out = capsys.readouterr().out
-    for words in ("SUBMISSIONS_DIR", "--out", "--json", "--timeout", "--spec", "submission,question,score",
-                  "<student>/<NN_topic>.ipynb", "missing"):
-        assert words in out
+@pytest.mark.skipif(not _user_namespaces(), reason="needs unprivileged user namespaces (unshare -Ur)")
+def test_the_user_namespace_route_confines_the_same_way(tmp_path, monkeypatch):
+    """The route an unprivileged grader takes: a user namespace, then a nested one mapping to a non-root uid."""
+    from course_utils.grading import sandbox
 
-
-def test_limits_are_validated():
-    with pytest.raises(ConfigError):
-        Limits(timeout=0)
-    with pytest.raises(ConfigError):
-        Limits(memory_mb=0)
-
-
-# --------------------------------------------------------------------------------------------
-# End to end: real notebooks, confined children, the CLI's report
-# --------------------------------------------------------------------------------------------
-
-HONEST = "accuracy_80 = 0.8  # the one honest answer of every hostile notebook: worth 1 point"
-CORRECT_RECALL = ("def recall(y_true, y_pred):\n"
-                  "    tp = sum(1 for t, p in zip(y_true, y_pred) if t == 1 and p == 1)\n"
-                  "    pos = sum(1 for t in y_true if t == 1)\n"
-                  "    return tp / pos if pos else 0.0")
-
-
-def _notebook(path: Path, *cells: str) -> None:
-    nb = new_notebook(cells=[new_code_cell(c) for c in cells],
-                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-
-
-def _hostile(root: Path, classmate: Path) -> dict[str, int]:
-    """Hostile submissions (all named like exercise 04) and the points of their honest content."""
-    nb = "04_evaluation_metrics.ipynb"
-    tamper = [
-        "import course_utils.grading.checks as checks, course_utils.grading.questions as questions, course_utils.grading.grade as g\n"
-        "checks.check = lambda *a, **k: print('✓ everything is right')\n"
-        "for q in questions.QUESTIONS:\n    object.__setattr__(q, 'public_check', lambda value, context: None)\n"
-        "g.RULES.update({kind: (lambda value, entry: (1.0, 'patched')) for kind in g.RULES})\n"
-        "threshold = 0.999  # wrong, whatever the patched checks print\nchecks.check('q4_5', threshold)",
-    ]
-    if NAMESPACED:  # rewrite the package on disk; without namespaces this would really damage the checkout
-        tamper.append("import pathlib\nfor m in (checks, g):\n"
-                      "    p = pathlib.Path(m.__file__)\n    p.write_text(p.read_text() + '\\nRULES = {}\\n')")
-    _notebook(root / "tamper_checks" / nb, HONEST, *tamper)
-    _notebook(root / "patch_kernel" / nb, HONEST,
-              "import json\nkernel = get_ipython().kernel\noriginal = kernel.shell_handlers['execute_request']\n"
-              "async def forged(stream, ident, parent):\n"
-              "    if '__course_grader' in parent['content']['code']:\n"
-              "        parent['content']['code'] = \"print('__course_grader_value__:' + json.dumps({'ok': True, 'value': 1.0}))\"\n"
-              "    return await original(stream, ident, parent)\n"
-              "kernel.shell_handlers['execute_request'] = forged")
-    _notebook(root / "read_spec" / nb, HONEST,
-              "import glob, json, pathlib, course_utils\n"
-              f"paths = [pathlib.Path(course_utils.__file__).resolve().parents[1] / 'grading' / 'spec.json', "
-              f"pathlib.Path({str(SPEC_PATH)!r})]\n"
-              "paths += [pathlib.Path(p) for p in glob.glob('/proc/*/cmdline')]\n"
-              "spec = None\nfor p in paths:\n    try:\n        text = p.read_bytes().decode('utf-8', 'replace')\n"
-              "    except OSError as exc:\n        print(p, type(exc).__name__)\n        continue\n"
-              "    if '\"questions\"' in text:\n        spec = json.loads(text)\n        break\n"
-              "    if 'spec' in text:\n        print('found a hint:', text[:200])\n"
-              "Q = spec['questions']  # fails when the spec was hidden\n"
-              "accuracy_80 = Q['q4_1']['expected']\n"
-              "from course_utils.metrics import threshold_for_recall\n"
-              "threshold = threshold_for_recall(Q['q4_5']['y_true'], Q['q4_5']['scores'], Q['q4_5']['target_recall'])",
-              f"import nbformat\nclassmate = nbformat.read({str(classmate)!r}, as_version=4)  # copy a classmate\n"
-              "for cell in classmate.cells:\n    if cell.cell_type == 'code':\n"
-              "        exec(cell.source.replace('%matplotlib inline', ''))")
-    _notebook(root / "infinite_loop" / nb, HONEST, "while True:\n    pass", CORRECT_RECALL)
-    _notebook(root / "memory_hog" / nb, HONEST,
-              "chunks = []\nwhile True:\n    chunks.append(bytearray(b'x' * 50_000_000))", CORRECT_RECALL)
-    _notebook(root / "crash" / nb, HONEST, "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)", CORRECT_RECALL)
-    return {"tamper_checks": 1, "patch_kernel": 1, "read_spec": 1, "infinite_loop": 1, "memory_hog": 2, "crash": 1}
-
-
-def _package_digest() -> str:
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "course_utils").glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """Two CLI runs: ordinary submissions with a generous timeout, runaway ones with a short one."""
-    base = tmp_path_factory.mktemp("grading")
-    slow, fast = base / "submissions", base / "runaway"
-    for student, source, topics in [("solution", "solutions", E2E_TOPICS), ("untouched", "exercises", E2E_TOPICS),
-                                    ("only_07", "solutions", ["07_real_world_applications"])]:
-        (slow / student).mkdir(parents=True)
-        for topic in topics:
-            shutil.copy(ROOT / source / f"{topic}.ipynb", slow / student)
-    classmate = slow / "solution" / "04_evaluation_metrics.ipynb"
-    honest = _hostile(base / "hostile", classmate)
-    for name in ("tamper_checks", "patch_kernel", "read_spec"):
-        shutil.move(base / "hostile" / name, slow / name)
-    for name in ("infinite_loop", "memory_hog", "crash"):
-        shutil.move(base / "hostile" / name, fast / name)
-    before = (_package_digest(), classmate.read_bytes())
-
-    def run_cli(name, folder, options):
-        out_csv, out_json = base / f"{name}.csv", base / f"{name}.json"
-        assert cli_main(["grade", str(folder), "--out", str(out_csv), "--json", str(out_json),
-                         "--spec", str(SPEC_PATH), *options]) == 0
-        with open(out_csv, newline="", encoding="utf-8") as fh:
-            return name, (list(csv.DictReader(fh)), json.loads(out_json.read_text()))
-
-    # Both batches at once: the runaway one mostly waits for its 45 s limit.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        reports = dict(pool.map(lambda args: run_cli(*args), [
-            ("slow", slow, ["--timeout", "240", "--jobs", "2", *sum((["--notebook", t] for t in E2E_TOPICS), [])]),
-            ("fast", fast, ["--timeout", "45", "--jobs", "3", "--memory-mb", "2048"]),
-        ]))
-    after = (_package_digest(), classmate.read_bytes())
-    rows = reports["slow"][0] + reports["fast"][0]
-    notebooks = {(n["student"], n["notebook"]): n for r in reports.values() for n in r[1]["notebooks"]}
-    return {"rows": rows, "notebooks": notebooks, "honest": honest, "unchanged": before == after,
-            "csv_header": list(reports["slow"][0][0].keys())}
-
-
-def _total(rows, student):
-    return sum(float(r["score"]) for r in rows if r["submission"] == student)
-
-
-def _statuses(rows, student, notebook_prefix="q4_"):
-    return {r["question"]: r["status"] for r in rows if r["submission"] == student and r["question"].startswith(notebook_prefix)}
-
-
-def _max(topics):
-    return sum(SPEC["questions"][q.id]["points"] for t in topics for q in questions.for_notebook(t))
-
-
-def test_report_layout(graded):
-    assert graded["csv_header"][:5] == ["submission", "question", "score", "max_score", "status"]
-    assert {r["status"] for r in graded["rows"]} <= set(grading.STATUSES)
-    per_student = {}
-    for r in graded["rows"]:
-        per_student.setdefault(r["submission"], []).append(r["question"])
-    assert all(len(v) == len(set(v)) for v in per_student.values())  # one row per submission and question
-
-
-def test_solutions_score_full_marks_and_untouched_exercises_zero(graded):
-    rows = graded["rows"]
-    assert _total(rows, "solution") == _max(E2E_TOPICS)
-    assert all(r["status"] == "ok" for r in rows if r["submission"] == "solution")
-    assert _total(rows, "untouched") == 0
-    assert all(r["status"] == "wrong" and "not answered" in r["detail"] for r in rows if r["submission"] == "untouched")
-
-
-def test_a_missing_notebook_is_recorded_and_the_batch_goes_on(graded):
-    statuses = {r["question"]: r["status"] for r in graded["rows"] if r["submission"] == "only_07"}
-    assert {s for q, s in statuses.items() if not q.startswith("q7_")} == {"missing"}
-    assert {s for q, s in statuses.items() if q.startswith("q7_")} == {"ok"}
-
-
-def test_hostile_submissions_score_no_more_than_their_honest_content(graded):
-    rows = graded["rows"]
-    for student, honest in graded["honest"].items():
-        if student == "read_spec" and not NAMESPACED:
-            continue  # without namespaces the spec is readable; the next test checks the report says so
-        assert _total(rows, student) <= honest, student
-    assert graded["unchanged"], "a submission modified the package or a classmate's notebook"
-
-
-def test_the_report_says_what_happened_to_each(graded):
-    rows, nbs = graded["rows"], graded["notebooks"]
-    key = "04_evaluation_metrics"
-    loop, hog, crash = (nbs[(s, key)] for s in ("infinite_loop", "memory_hog", "crash"))
-    why = {s: {k: nbs[(s, key)][k] for k in ("status", "detail", "cell_errors")} for s in graded["honest"]}
-    assert loop["status"] == "timeout" and any("out of time" in e for e in loop["cell_errors"]), why
-    assert _statuses(rows, "infinite_loop")["q4_1"] == "ok", why  # answered before the loop: still counts
-    assert _statuses(rows, "infinite_loop")["q4_3"] == "timeout", why
-    assert any("MemoryError" in e for e in hog["cell_errors"]), why
-    assert _total(rows, "memory_hog") == graded["honest"]["memory_hog"], why  # cells after the hog still count
-    assert crash["status"] == "error" and "kernel died" in crash["detail"] and "SIGSEGV" in crash["detail"], why
-    assert set(_statuses(rows, "crash").values()) == {"error"}, why
-    assert _statuses(rows, "patch_kernel")["q4_1"] == "wrong", why  # the forged value came back and scored nothing
-    assert _total(rows, "tamper_checks") == 1, why
-    tamper, spec_reader = nbs[("tamper_checks", key)], nbs[("read_spec", key)]
-    if NAMESPACED:
-        iso = spec_reader["isolation"]
-        assert iso["spec_hidden"] and iso["network_isolated"] and iso["filesystem_read_only"], iso
-        assert any("Read-only file system" in e for e in tamper["cell_errors"]), why
-        assert len(spec_reader["cell_errors"]) == 2, why  # neither the spec nor the classmate's notebook was reachable
-    else:
-        assert not spec_reader["isolation"]["spec_hidden"]
-
-
-def test_without_namespaces_the_report_is_honest_and_runaways_still_die(tmp_path):
-    """The fallback (no unshare): limits and timeout only, and the report must not claim more."""
-    nb, pid_file = tmp_path / "loop.ipynb", tmp_path / "kernel.pid"
-    _notebook(nb, HONEST, f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nwhile True:\n    pass")
-    run = run_notebook(nb, {"q4_1": {"variable": "accuracy_80"}}, Limits(timeout=15, memory_mb=2048),
-                       hide=[SPEC_PATH.parent], use_namespaces=False)
-    assert run.isolation.method == "process group + resource limits"
-    assert not run.isolation.spec_hidden and "SPEC READABLE" in run.isolation.summary()
-    assert run.status == "timeout" and run.values["q4_1"] == {"ok": True, "value": 0.8}
-    status = Path(f"/proc/{pid_file.read_text()}/status")
-    if status.parent.parent.is_dir():  # Linux: the kernel (its own session) was killed with the rest
-        assert not status.exists() or "\tZ" in status.read_text()
+    monkeypatch.setitem(sandbox._PROBE_CACHE, "cmd", ["unshare", "--user", "--map-root-user", "--mount", "--net",
+                                                      "--pid", "--fork", "--mount-proc"])
+    nb = new_notebook(cells=[new_code_cell("import os\nuid = os.getuid()\nshm = os.listdir('/dev/shm')")])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, str(path))
+    run = run_notebook(path, Job(values={"uid": "uid", "shm": "shm"}, canary_sha256="0" * 64), Limits(timeout=60))
+    assert run.values["uid"] == {"ok": True, "value": 65534} and run.values["shm"] == {"ok": True, "value": []}
+    iso = run.isolation
+    assert iso.method.startswith("namespaces") and iso.non_root and iso.proc_sys_read_only and iso.private_tmp

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         for q in registry.QUESTIONS:
-            print(f"{q.id:<6} {q.notebook:<36} {q.variable:<26} {q.kind:<13} {q.points:g} pt  {q.prompt}")
+            print(f"{q.id:<6} {q.notebook:<36} {q.variable:<26} {q.channel:<9} {q.kind:<13} {q.points:g} pt  {q.prompt}")
         return 0
     root = Path.cwd() if (Path.cwd() / "solutions").is_dir() else _repo_root()
     solutions = args.solutions or root / "solutions"

@@ -8,35 +8,55 @@ import time
 from pathlib import Path
 
 from course_utils.errors import ConfigError
-from course_utils.grading.grade import DEFAULT_TIMEOUT, STATUSES, grade, totals, write_csv, write_json
+from course_utils.grading.grade import (
+    DEFAULT_TIMEOUT,
+    EXPORT_FORMATS,
+    STATUSES,
+    clean_text,
+    grade,
+    totals,
+    write_csv,
+    write_feedback,
+    write_json,
+    write_totals,
+)
 from course_utils.grading.sandbox import Limits, namespace_command
-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("submissions", metavar="SUBMISSIONS_DIR",
-                        help="folder with one sub-folder per student, each holding NN_topic.ipynb files")
-    parser.add_argument("--out", required=True, metavar="CSV", help="where to write the CSV report")
-    parser.add_argument("--json", metavar="JSON", help="also write a JSON report with per-notebook details and totals")
-    parser.add_argument("--spec", metavar="PATH",
-                        help="the hidden spec (default: grading/spec.json of the course checkout)")
+                        help="folder with one sub-folder per learner, each holding NN_topic.ipynb files")
+    parser.add_argument("--spec", required=True, metavar="PATH",
+                        help="the private spec, generated outside the checkout by `python grading/build_spec.py --out DIR`")
+    parser.add_argument("--out", required=True, metavar="CSV", help="where to write the per-question CSV report")
+    parser.add_argument("--json", metavar="JSON", help="also write a JSON report with isolation records and totals")
+    parser.add_argument("--feedback", metavar="DIR", help="write one Markdown feedback file per learner into DIR")
+    parser.add_argument("--totals", metavar="CSV", help="write one row per learner (see --format)")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, default="plain",
+                        help="layout of --totals: plain (learner,score,max_score,manual_pending), gradescope or canvas")
+    parser.add_argument("--assignment", default="Exercises", help="the assignment's column name for --format canvas")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"wall-clock limit per notebook, kernel start included (default {DEFAULT_TIMEOUT:g}; "
                              "the BERT exercise needs about 2 minutes on a 2-core CPU)")
     parser.add_argument("--memory-mb", type=int, default=None, metavar="MB",
                         help="address-space limit per notebook (default 8192, or none where an NVIDIA GPU is "
                              "present: CUDA reserves far more address space than it uses; 0 = no limit)")
+    parser.add_argument("--max-processes", type=int, default=512, metavar="N",
+                        help="processes and threads a submission may run at once (default 512)")
     parser.add_argument("--notebook", action="append", metavar="NN_topic",
                         help="grade only this notebook (repeatable); default: every gradable notebook anyone submitted")
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help="notebooks graded in parallel (default 1)")
-    parser.add_argument("--require-isolation", action="store_true",
-                        help="refuse to grade unless Linux namespaces can hide the spec and cut the network "
-                             "(use for untrusted submissions outside a container)")
+    parser.add_argument("--allow-unisolated", action="store_true",
+                        help="grade even where Linux namespaces are unavailable (submissions can then read your "
+                             "files, including the spec, use the network and outlive the grader); recorded in the report")
+    parser.add_argument("--require-isolation", action="store_true", help=argparse.SUPPRESS)  # the default now
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.timeout <= 0 or args.jobs < 1:
-        raise ConfigError("--timeout must be positive and --jobs at least 1.")
+    if args.timeout <= 0 or args.jobs < 1 or args.max_processes < 1:
+        raise ConfigError("--timeout must be positive, --jobs and --max-processes at least 1.")
+    if args.allow_unisolated and args.require_isolation:
+        raise ConfigError("--allow-unisolated and --require-isolation contradict each other; pass one.")
     memory_mb = args.memory_mb
     if memory_mb is None:
         gpu = Path("/dev/nvidiactl").exists()
@@ -44,26 +64,30 @@ def run(args: argparse.Namespace) -> int:
         if gpu:
             print("note: NVIDIA GPU present: no address-space limit (CUDA needs a large one); "
                   "pass --memory-mb to set one anyway.", file=sys.stderr)
-    limits = Limits(timeout=args.timeout, memory_mb=memory_mb or None)
-    namespaced = namespace_command() is not None
-    if not namespaced:
-        if args.require_isolation:
-            raise ConfigError("Linux namespaces (unshare + setpriv) are not available here; grade inside a container "
-                              "or a throw-away VM, or drop --require-isolation.")
-        print("warning: no Linux namespaces here: submissions run with resource limits and a timeout only; they can "
-              "read files you can read (the spec included) and use the network. Grade untrusted work in a container.",
-              file=sys.stderr)
+    limits = Limits(timeout=args.timeout, memory_mb=memory_mb or None, max_processes=args.max_processes)
+    if namespace_command() is None and args.allow_unisolated:
+        print("WARNING: grading UNISOLATED (--allow-unisolated): submissions can read your files, the spec included, "
+              "use the network and outlive this run. The report records it.", file=sys.stderr)
     started = time.monotonic()
     reports = grade(args.submissions, args.spec, limits, args.notebook, args.jobs,
+                    allow_unisolated=args.allow_unisolated,
                     progress=lambda line: print(line, file=sys.stderr, flush=True))
+    # every process of every run is gone by now (run_notebook waits for its namespace to die)
     write_csv(reports, args.out)
     if args.json:
-        write_json(reports, args.json, limits)
+        write_json(reports, args.json, limits, allow_unisolated=args.allow_unisolated)
+    if args.feedback:
+        write_feedback(reports, args.feedback)
+    if args.totals:
+        write_totals(reports, args.totals, args.format, args.assignment)
     counts = {s: sum(r.status == s for rep in reports for r in rep.rows) for s in STATUSES}
+    unisolated = any(r.isolation and not str(r.isolation.get("method", "")).startswith("namespaces") for r in reports)
     print(f"graded {len(reports)} notebook(s) in {time.monotonic() - started:.0f} s; "
-          + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; report: {args.out}")
+          + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; report: {args.out}"
+          + (" (UNISOLATED)" if unisolated else ""))
     for student, t in totals(reports).items():
-        print(f"  {student:<24} {t['score']:g} / {t['max_score']:g}")
+        manual = f" (+{t['manual']:g} manual)" if t["manual"] else ""
+        print(f"  {clean_text(student, 24):<24} {t['score']:g} / {t['max_score']:g}{manual}")
     return 0
 
 import course_utils.grading.grade as _engine  # noqa: E402

@@ -1,4 +1,4 @@
-"""The ``course-utils`` command: ``doctor``, ``train``, ``grade`` and ``exercises``.
+"""The ``course-utils`` command: ``doctor``, ``train``, ``grade``, ``exercises`` and ``release``.
 
 Each subcommand lives in its own module and is imported only when used, so ``course-utils doctor``
 answers in seconds even on a machine where torch itself is broken (it says so instead of crashing).
@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "grade": ("course_utils.cli.grade", "grade a folder of learners' exercise notebooks into a CSV report"),
     "site": ("course_utils.cli.site", "build the course website from the executed notebooks (offline), or check one"),
     "exercises": ("course_utils.cli.exercises", "build exercise notebooks from the solutions, or check they are in sync"),
+    "release": ("course_utils.cli.release", "write what a class gets (lessons, exercises, package) without solutions or the spec"),
 }
 
 

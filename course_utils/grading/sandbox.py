@@ -1,29 +1,54 @@
-"""Run one untrusted notebook in a confined child process and bring back only its answers.
+"""Run one untrusted notebook in a confined child and bring back only what the grader asked for.
 
-The grader must assume a submission is hostile: it may loop forever, eat memory, crash the kernel,
-patch the kernel, or go looking for the instructor's expected answers. So the parent process
-(which holds the hidden spec) never executes submission code. For each notebook it starts a child:
+The grader assumes a submission is hostile: it may loop forever, eat memory, crash or patch its
+kernel, print fake results, go looking for the instructor's expected answers, or try to reach the
+host and other learners. So the parent process (which holds the spec) never executes submission
+code. For each notebook it starts a child:
 
-* in its own process group (and, where Linux allows, its own PID namespace), killed as a whole
-  when the wall-clock budget runs out;
-* under ``setrlimit`` caps on address space, CPU seconds and file size, set before ``exec``;
-* where Linux namespaces are available (``unshare``; as root, or unprivileged with user
-  namespaces): with no network interface, the spec and the submissions folder hidden under empty
-  mounts, every other mount read-only except a private scratch folder, and all capabilities
-  dropped so the child cannot undo any of it;
-* the child (this module's ``_child_main``) executes the notebook with nbclient over IPC sockets,
-  then evaluates each question's variable in the kernel, converts the values to plain JSON types
-  and writes them to a pipe inherited from the parent. The kernel itself does not inherit the pipe.
+* in its own process group and, where Linux allows (``unshare``), its own PID, mount and network
+  namespaces: no network interface; a **new root file system** built from a whitelist (the system
+  directories ``/usr /bin /lib* /etc``, the Python installation, the virtual environment and the
+  ``course_utils`` package, all read-only; the one notebook's private scratch folder; private
+  ``/tmp`` and ``/dev/shm``; a read-only ``/proc/sys``; no ``/sys``). The course checkout, its
+  ``.git``, ``$HOME``, the spec and other submissions are simply not in that tree;
+* under a non-root uid (65534 when the grader is root; a nested user namespace otherwise) with
+  every capability dropped and ``no_new_privs``, so nothing of the above can be undone;
+* under ``setrlimit`` caps on address space, CPU seconds, file size and process count.
 
-Where namespaces are not available the run still gets the process group, the limits and the
-timeout, and :class:`Isolation` records what was missing, so the report can say so.
+Inside, the child (``_child_main``):
+
+1. measures the isolation: network interfaces, write probes, and a **canary** search: the parent
+   hands it the SHA-256 of the spec's canary string, and the child looks for any string of the
+   canary's form in every file it can read outside the read-only library trees (and in any
+   ``.git`` folder it finds). The report's isolation record is this measurement, not the mounts;
+2. calls **function answers** in a fresh interpreter per question (``python -I``-like, its own
+   process), from the function's *source* extracted statically from the notebook file (top-level
+   imports, functions and classes), on inputs the parent drew at random for this run. No kernel
+   exists yet at that point, and a function's process can only speak for that one question;
+3. executes the notebook with nbclient (``allow_errors``), with ``COURSE_GRADER_ARTEFACTS`` pointing
+   at a scratch folder where :func:`course_utils.grading.submit.submit_model` saves artefacts;
+4. collects **value answers** through the kernel's ``user_expressions`` in the reply to one request
+   (not from printed output, which a hook can forge): a value answer is, by its nature, what the
+   notebook states, and it is scored against an exact expected value only;
+5. shuts the kernel down, then loads each **artefact** (a pickled fitted model) in a fresh
+   interpreter and asks it to predict on inputs the parent supplied; the labels never leave the
+   parent, which scores the predictions.
+
+The result goes back on a pipe only the child holds (the kernel and the fresh interpreters do not
+inherit it; the child is not dumpable, so they cannot open it through ``/proc``). The parent waits
+for every process of the run to be gone before it scores anything.
+
+Without namespaces the run gets the process group, the limits and the timeout only; the grader
+refuses that mode unless the instructor passes ``--allow-unisolated`` (recorded in the report).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -42,9 +67,12 @@ try:  # imported here, not in the pre-exec hook: importing between fork and exec
 except ImportError:  # pragma: no cover - Windows
     resource = None
 
-MAX_RESULT_BYTES = 16 * 2**20
-_MARKER = "__course_grader_value__:"
+MAX_RESULT_BYTES = 64 * 2**20
 _TIMEOUT_ENAME = "CourseGraderCellTimeout"
+CANARY_PATTERN = re.compile(rb"cg-canary-[0-9a-f]{32}")
+SANDBOX_UID = 65534  # "nobody" when the grader runs as root
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+from course_utils.grading.submit import ARTEFACTS_ENV  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,11 +88,12 @@ class Limits:
     memory_mb: int | None = 8192
     file_size_mb: int | None = 512
     cpu_seconds: int | None = None  # default: timeout x number of cores, a backstop behind the timeout
+    max_processes: int | None = 512  # threads count too (RLIMIT_NPROC)
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
             raise ConfigError(f"timeout must be a positive number of seconds, got {self.timeout}.")
-        for name in ("memory_mb", "file_size_mb", "cpu_seconds"):
+        for name in ("memory_mb", "file_size_mb", "cpu_seconds", "max_processes"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be >= 1 or None, got {value}.")
@@ -75,18 +104,23 @@ class Limits:
 
 @dataclass
 class Isolation:
-    """How the child was confined, as measured (not assumed) where possible."""
+    """How the child was confined, as measured from inside it."""
 
     method: str = "process group"
     network_isolated: bool = False
-    spec_hidden: bool = False
+    spec_hidden: bool = False  # proven by the canary search, not assumed from the mounts
     filesystem_read_only: bool = False
+    proc_sys_read_only: bool = False
+    non_root: bool = False
+    private_tmp: bool = False
+    files_scanned: int = 0
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [self.method, "no network" if self.network_isolated else "NETWORK OPEN",
-                 "spec hidden" if self.spec_hidden else "SPEC READABLE",
-                 "read-only files" if self.filesystem_read_only else "FILES WRITABLE"]
+                 "canary not found" if self.spec_hidden else "SPEC READABLE",
+                 "read-only files" if self.filesystem_read_only else "FILES WRITABLE",
+                 "non-root" if self.non_root else "ROOT"]
         return ", ".join(parts)
 
 
@@ -97,62 +131,84 @@ def namespace_command() -> list[str] | None:
     """The ``unshare`` prefix that works on this machine, or ``None`` (probed once per process).
 
     As root the mount/net/PID namespaces need no user namespace; otherwise an unprivileged user
-    namespace maps the caller to root inside it, which is what allows the mounts. ``setpriv``
-    must exist too: without dropping capabilities the child could simply unmount what hides the spec.
+    namespace maps the caller to root inside it, which is what allows the mounts. The probe runs the
+    same steps the real setup needs: a tmpfs, a bind mount, pivot_root and dropping every capability.
     """
     if "cmd" in _PROBE_CACHE:
         return _PROBE_CACHE["cmd"]
     found = None
-    if sys.platform.startswith("linux") and shutil.which("unshare") and shutil.which("setpriv") and shutil.which("mount"):
+    tools = ("unshare", "setpriv", "mount", "umount", "pivot_root")
+    if sys.platform.startswith("linux") and all(shutil.which(t) for t in tools):
         candidates = [["unshare", "--user", "--map-root-user"]]
         if os.geteuid() == 0:
             candidates.insert(0, ["unshare"])
-        for prefix in candidates:
-            cmd = prefix + ["--mount", "--net", "--pid", "--fork", "--mount-proc"]
-            try:
-                probe = subprocess.run(
-                    cmd + ["sh", "-c", "mount -t tmpfs tmpfs /tmp && mount -o remount,bind,ro / && "
-                           "setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- true"],
-                    capture_output=True, timeout=20)
-            except (OSError, subprocess.TimeoutExpired):
-                continue
-            if probe.returncode == 0:
-                found = cmd
-                break
+        with tempfile.TemporaryDirectory(prefix="cg-probe-") as tmp:
+            work, root = Path(tmp) / "w", Path(tmp) / "root"
+            work.mkdir()
+            root.mkdir()
+            for prefix in candidates:  # the very setup a real run uses, with `true` as the child
+                cmd = prefix + ["--mount", "--net", "--pid", "--fork", "--mount-proc"]
+                as_root = prefix == ["unshare"]
+                if as_root:
+                    os.chown(work, SANDBOX_UID, SANDBOX_UID)
+                script = _setup_script(root, work, ["/usr/bin/true"], as_root)
+                try:
+                    probe = subprocess.run(cmd + ["sh", "-c", script], capture_output=True, timeout=30)
+                except (OSError, subprocess.TimeoutExpired):
+                    continue
+                if probe.returncode == 0:
+                    found = cmd
+                    break
+                _PROBE_CACHE["why"] = probe.stderr.decode("utf-8", "replace")[-300:]
     _PROBE_CACHE["cmd"] = found
     return found
 
 
-def _mount_points() -> list[str]:
-    """Mount points of this machine, so the child can make each one read-only."""
-    points = []
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-            for line in fh:
-                raw = line.split()[4]
-                points.append(raw.encode().decode("unicode_escape"))
-    except OSError:
-        return ["/"]
-    skip = ("/proc", "/sys", "/dev")
-    return [p for p in points if not any(p == s or p.startswith(s + "/") for s in skip)]
+def exposed_paths() -> list[Path]:
+    """What the child sees read-only besides the system folders: Python, the venv, the package."""
+    import course_utils
+
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(course_utils.__file__).resolve().parent}
+    paths.add(Path(sys.executable).resolve().parent.parent)
+    return sorted(paths)
 
 
-def _setup_script(workdir: Path, hide: Sequence[Path], child_argv: Sequence[str]) -> str:
-    """The shell run inside the new namespaces: mounts first, then drop every capability and exec."""
+def _setup_script(root: Path, workdir: Path, child_argv: Sequence[str], as_root: bool) -> str:
+    """The shell run inside the new namespaces: build the new root, pivot into it, drop privileges, exec."""
     q = shlex.quote
-    lines = ["set -e", "mount --make-rprivate / 2>/dev/null || true",
-             f"mount --bind {q(str(workdir))} {q(str(workdir))}"]
-    for point in _mount_points():
-        if Path(point) == workdir:
+    r = str(root)
+    pivot = shutil.which("pivot_root") or "pivot_root"
+    lines = ["set -e", f"PATH={q(os.pathsep.join(sorted({str(Path(shutil.which(t) or '/usr/bin/x').parent) for t in ('mount', 'pivot_root', 'unshare')})))}:/usr/bin:/bin", "mount --make-rprivate /", f"mount -t tmpfs -o size=4m,mode=0755 cgroot {q(r)}"]
+    for d in _SYSTEM_DIRS:
+        if os.path.islink(d):
+            lines.append(f"ln -s {q(os.readlink(d))} {q(r + d)}")
+        elif os.path.isdir(d):
+            lines += [f"mkdir -p {q(r + d)}", f"mount --rbind {q(d)} {q(r + d)}",
+                      f"mount -o remount,bind,ro {q(r + d)}"]
+    for keep in exposed_paths():
+        if any(str(keep) == d or str(keep).startswith(d + "/") for d in _SYSTEM_DIRS):
             continue
-        lines.append(f"mount -o remount,bind,ro {q(point)} 2>/dev/null || true")
-    for path in hide:
-        if path.is_dir():
-            lines.append(f"mount -t tmpfs -o size=16k,mode=0000 tmpfs {q(str(path))}")
-        elif path.exists():
-            lines.append(f"mount --bind /dev/null {q(str(path))}")
-    lines.append("exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "
-                 + " ".join(q(a) for a in child_argv))
+        k = str(keep)
+        lines += [f"mkdir -p {q(r + k)}", f"mount --rbind {q(k)} {q(r + k)}", f"mount -o remount,bind,ro {q(r + k)}"]
+    lines += [f"mkdir -p {q(r)}/tmp {q(r)}/var/tmp {q(r)}/dev/shm {q(r)}/proc {q(r)}/.old",
+              f"mount -t tmpfs -o size=512m,mode=1777 cgtmp {q(r)}/tmp",
+              f"mount -t tmpfs -o size=64m,mode=1777 cgshm {q(r)}/dev/shm",
+              f"mkdir -p {q(r + str(workdir))}", f"mount --bind {q(str(workdir))} {q(r + str(workdir))}"]
+    for dev in ("null", "zero", "random", "urandom", "full"):
+        lines += [f"touch {q(r)}/dev/{dev}", f"mount --bind /dev/{dev} {q(r)}/dev/{dev}"]
+    lines += [f"ln -s /proc/self/fd {q(r)}/dev/fd",
+              f"mount --rbind /proc {q(r)}/proc",
+              f"mount --bind {q(r)}/proc/sys {q(r)}/proc/sys", f"mount -o remount,bind,ro {q(r)}/proc/sys",
+              f"cd {q(r)}", f"{q(pivot)} . .old", "cd /", "umount -l /.old", "rmdir /.old",
+              "mount -o remount,bind,ro /", f"cd {q(str(workdir))}"]
+    drop = "/usr/bin/setpriv --bounding-set=-all --inh-caps=-all --no-new-privs"
+    if as_root:  # real root: become uid 65534 outright
+        drop = (f"/usr/bin/setpriv --reuid={SANDBOX_UID} --regid={SANDBOX_UID} --clear-groups "
+                "--bounding-set=-all --inh-caps=-all --no-new-privs")
+        lines.append(f"exec {drop} -- " + " ".join(q(a) for a in child_argv))
+    else:  # root only inside our user namespace: a nested one maps us to a non-root uid
+        lines.append(f"exec /usr/bin/unshare --user --map-user={SANDBOX_UID} --map-group={SANDBOX_UID} -- "
+                     f"{drop} -- " + " ".join(q(a) for a in child_argv))
     return "\n".join(lines)
 
 
@@ -168,7 +224,7 @@ def _preexec(limits: Limits):
                 _, hard = resource.getrlimit(which)
                 if hard != resource.RLIM_INFINITY:
                     value = min(value, hard)
-                resource.setrlimit(which, (value, value if hard == resource.RLIM_INFINITY else hard))
+                resource.setrlimit(which, (value, value))
             except (ValueError, OSError):
                 pass
 
@@ -176,6 +232,8 @@ def _preexec(limits: Limits):
             cap(resource.RLIMIT_AS, limits.memory_mb * 2**20)
         if limits.file_size_mb:
             cap(resource.RLIMIT_FSIZE, limits.file_size_mb * 2**20)
+        if limits.max_processes:
+            cap(resource.RLIMIT_NPROC, limits.max_processes)
         cap(resource.RLIMIT_CPU, limits.effective_cpu_seconds())
         cap(resource.RLIMIT_CORE, 0)
 
@@ -188,8 +246,25 @@ def _preexec(limits: Limits):
 
 
 @dataclass
+class Job:
+    """What the parent asks of one notebook. Travels to the child on its stdin, never on argv.
+
+    ``values``: question id -> variable name (collected from the kernel).
+    ``functions``: question id -> {"name": function name, "cases": [[arg, ...], ...]}.
+    ``artefacts``: question id -> {"method": "predict" | "predict_proba" | "predict_texts", "inputs": [...]}.
+    ``env``: extra environment for the kernel (the learner's variant seed).
+    """
+
+    values: dict[str, str] = field(default_factory=dict)
+    functions: dict[str, dict] = field(default_factory=dict)
+    artefacts: dict[str, dict] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    canary_sha256: str = ""
+
+
+@dataclass
 class RunResult:
-    """What came back from one notebook: per-question raw values and what happened on the way."""
+    """What came back from one notebook and what happened on the way."""
 
     status: str  # "ok" (ran to the end), "error" (crashed), "timeout" (killed or cells cut short)
     detail: str
@@ -204,21 +279,26 @@ class RunResult:
         return out
 
 
-def _child_env(workdir: Path) -> dict[str, str]:
+def _child_env(workdir: Path, extra: dict[str, str]) -> dict[str, str]:
     """A small, explicit environment: nothing of the parent's (tokens, spec paths) leaks by accident."""
     keep = ("PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
             "COURSE_PROFILE", "COURSE_DEVICE", "VIRTUAL_ENV", "PYTHONPATH", "CUDA_VISIBLE_DEVICES")
     env = {k: os.environ[k] for k in keep if k in os.environ}
+    import course_utils
+
+    package_root = str(Path(course_utils.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = package_root  # only this path of the parent's is visible in the child anyway
     bindir = str(Path(sys.executable).parent)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "/usr/bin:/bin")
+    env["PATH"] = bindir + os.pathsep + "/usr/local/bin:/usr/bin:/bin"
     for name, sub in (("HOME", "home"), ("TMPDIR", "tmp"), ("JUPYTER_RUNTIME_DIR", "runtime"),
                       ("IPYTHONDIR", "ipython"), ("MPLCONFIGDIR", "mpl"), ("HF_HOME", "hf"),
-                      ("XDG_CACHE_HOME", "cache")):
+                      ("XDG_CACHE_HOME", "cache"), (ARTEFACTS_ENV, "artefacts")):
         (workdir / sub).mkdir(exist_ok=True)
         env[name] = str(workdir / sub)
     env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "TOKENIZERS_PARALLELISM": "false", "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1",
                 "PYDEVD_DISABLE_FILE_VALIDATION": "1", "JUPYTER_PLATFORM_DIRS": "1"})
+    env.update({k: str(v) for k, v in extra.items()})
     return env
 
 
@@ -238,11 +318,9 @@ def _parse_messages(payload: bytes) -> dict:
 def _kill_everything(proc: subprocess.Popen, workdir: Path, kernel_pgid, namespaced: bool) -> None:
     """Kill the child's process group; outside a PID namespace also the kernel's own group.
 
-    jupyter starts the kernel in a new session, so killing the child's group misses it. Inside a PID
-    namespace that does not matter (the namespace dies with its first process), and the pgid the
-    child reported is a namespace-local number that must not be used here. Outside, the pgid came
-    over the private pipe (not from a file the kernel could forge) and is only used while the
-    process still looks like this run's kernel.
+    Inside a PID namespace every process dies with the namespace's first one. Outside (the
+    ``--allow-unisolated`` fallback) a process that left both groups survives: that is one of the
+    reasons the fallback is refused by default.
     """
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -251,26 +329,24 @@ def _kill_everything(proc: subprocess.Popen, workdir: Path, kernel_pgid, namespa
     if namespaced or not isinstance(kernel_pgid, int) or isinstance(kernel_pgid, bool) or kernel_pgid <= 1:
         return
     cmdline = Path(f"/proc/{kernel_pgid}/cmdline")
-    if Path("/proc/self").exists() and (not cmdline.exists() or str(workdir).encode() not in cmdline.read_bytes()):
-        return
     try:
+        if Path("/proc/self").exists() and (not cmdline.exists() or str(workdir).encode() not in cmdline.read_bytes()):
+            return
         os.killpg(kernel_pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+    except (ProcessLookupError, PermissionError, OSError):
         pass
 
 
 def run_notebook(
     notebook: str | os.PathLike,
-    variables: dict[str, dict],
+    job: Job,
     limits: Limits | None = None,
-    hide: Sequence[str | os.PathLike] = (),
     use_namespaces: bool | None = None,
 ) -> RunResult:
-    """Execute ``notebook`` in a confined child and return the collected values.
+    """Execute ``notebook`` in a confined child and return what ``job`` asked for.
 
-    ``variables`` maps question id to ``{"variable": name, "call_cases": [...]}`` (the public
-    manifest). ``hide`` lists paths the child must not see (the spec, the submissions folder).
-    ``use_namespaces=None`` uses them when this machine allows; ``False`` forces the fallback.
+    ``use_namespaces=None`` uses them when this machine allows; ``False`` forces the (unisolated)
+    fallback, ``True`` raises :class:`ConfigError` where they are not available.
     """
     limits = limits or Limits()
     if os.name != "posix":
@@ -278,41 +354,50 @@ def run_notebook(
     started = time.monotonic()
     prefix = namespace_command() if use_namespaces in (None, True) else None
     if use_namespaces and prefix is None:
-        raise ConfigError("Linux namespaces (unshare + setpriv) are not available here; drop --require-isolation.")
+        raise ConfigError("Linux namespaces (unshare, setpriv, pivot_root) are not available here.")
+    as_root = bool(prefix) and "--user" not in prefix  # real root: no user namespace, uid 65534 outright
     with tempfile.TemporaryDirectory(prefix="cg-", ignore_cleanup_errors=True) as tmp:
-        workdir = Path(tmp).resolve()
-        os.chmod(workdir, 0o700)
+        base = Path(tmp).resolve()
+        workdir, root = base / "w", base / "root"
+        workdir.mkdir()
+        root.mkdir()
         target = workdir / "notebook.ipynb"
         shutil.copyfile(notebook, target)
+        env = _child_env(workdir, job.env)
         read_fd, write_fd = os.pipe()
-        reserve = max(5.0, min(20.0, 0.2 * limits.timeout))  # time kept for collecting the answers
+        # time kept after the cells for collecting the answers, and for models to predict (BERT: ~15-30 s)
+        reserve = max(8.0, min(30.0, 0.25 * limits.timeout)) + (min(90.0, 0.3 * limits.timeout) if job.artefacts else 0.0)
         child_argv = [sys.executable, "-m", "course_utils.grading.sandbox", "--notebook", str(target),
                       "--workdir", str(workdir), "--result-fd", str(write_fd),
                       # CLOCK_MONOTONIC is shared by all processes, so both deadlines are absolute
                       "--cells-deadline", repr(started + max(1.0, limits.timeout - reserve)),
-                      "--collect-deadline", repr(started + limits.timeout - 2.0),
-                      "--variables", json.dumps(variables)]
-        for path in hide:
-            child_argv += ["--hidden", str(Path(path).resolve())]
+                      "--collect-deadline", repr(started + limits.timeout - 2.0)]
         if prefix:
-            hidden = [Path(p).resolve() for p in hide]
-            command = prefix + ["sh", "-c", _setup_script(workdir, hidden, child_argv)]
+            if as_root:
+                for path in [workdir, *workdir.rglob("*")]:
+                    os.chown(path, SANDBOX_UID, SANDBOX_UID)
+            command = prefix + ["sh", "-c", _setup_script(root, workdir, child_argv, as_root)]
         else:
             command = child_argv
-        log = open(workdir / "child.log", "wb")
+        log = open(base / "child.log", "wb")  # outside the workdir: the child cannot write it by path
         try:
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env=_child_env(workdir), cwd=workdir, pass_fds=(write_fd,),
+            proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                                    env=env, cwd=workdir, pass_fds=(write_fd,),
                                     start_new_session=True, preexec_fn=_preexec(limits))
         finally:
             os.close(write_fd)
             log.close()
+        try:
+            proc.stdin.write(json.dumps(asdict(job)).encode("utf-8"))
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
         payload, killed = _read_until(read_fd, proc, started + limits.timeout)
         messages = _parse_messages(payload)
         _kill_everything(proc, workdir, messages.get("kernel_pgid"), bool(prefix))
         proc.wait()
         elapsed = time.monotonic() - started
-        tail = (workdir / "child.log").read_bytes()[-2000:].decode("utf-8", "replace")
+        tail = (base / "child.log").read_bytes()[-2000:].decode("utf-8", "replace")
     return _result_from(messages, killed, elapsed, tail, limits, bool(prefix))
 
 
@@ -343,11 +428,13 @@ def _read_until(fd: int, proc: subprocess.Popen, deadline: float) -> tuple[bytes
 def _result_from(messages: dict, killed: bool, elapsed: float, log_tail: str, limits: Limits, namespaced: bool) -> RunResult:
     probe = messages.get("isolation")
     data = messages.get("result") if isinstance(messages.get("result"), dict) else None
-    isolation = Isolation(method="namespaces" if namespaced else "process group + resource limits")
+    isolation = Isolation(method="namespaces + new root" if namespaced else "UNISOLATED: process group + resource limits")
     if isinstance(probe, dict):
-        for key in ("network_isolated", "spec_hidden", "filesystem_read_only"):
-            setattr(isolation, key, bool(probe.get(key)))
-        isolation.notes = [str(n) for n in probe.get("notes", [])][:10]
+        for key in ("network_isolated", "spec_hidden", "filesystem_read_only", "proc_sys_read_only", "non_root",
+                    "private_tmp"):
+            setattr(isolation, key, probe.get(key) is True)
+        isolation.files_scanned = int(probe.get("files_scanned", 0)) if is_int(probe.get("files_scanned")) else 0
+        isolation.notes = [str(n)[:200] for n in probe.get("notes", [])][:10]
     if killed:
         values = data.get("values", {}) if data else {}
         return RunResult("timeout", f"killed after the {limits.timeout:g} s time limit", values, elapsed, isolation,
@@ -361,15 +448,22 @@ def _result_from(messages: dict, killed: bool, elapsed: float, log_tail: str, li
                      [str(e)[:300] for e in data.get("cell_errors", [])][:20])
 
 
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 # --------------------------------------------------------------------------------------------
 # Child side: executed as `python -m course_utils.grading.sandbox ...` inside the confinement
 # --------------------------------------------------------------------------------------------
 
-# Runs in the submission's kernel, so it may only use the standard library. It converts a value to
-# plain JSON types (numpy/torch/pandas via tolist/item) and prints it behind a marker.
+# Defined in the submission's kernel (standard library only): converts a value to plain JSON
+# types and returns an object whose repr is that JSON, for the reply's user_expressions.
 _COLLECTOR = r'''
-def __course_grader_collect(name, cases, marker):
+def __course_grader_collect(name):
     import json, math
+    class _Raw:
+        def __init__(self, text): self.text = text
+        def __repr__(self): return self.text
     def plain(v, depth=0):
         if depth > 6:
             return {"__unsupported__": "nested too deeply"}
@@ -394,24 +488,144 @@ def __course_grader_collect(name, cases, marker):
         if hasattr(v, "tolist"):
             return plain(v.tolist(), depth + 1)
         return {"__unsupported__": type(v).__name__}
-    def wrap(fn):
-        try:
-            return {"ok": True, "value": plain(fn())}
-        except BaseException as exc:
-            return {"ok": False, "error": (type(exc).__name__ + ": " + str(exc))[:300]}
     space = globals()
     if name not in space:
         out = {"ok": False, "error": "NameError: " + name + " is not defined"}
-    elif cases:
-        target = space[name]
-        out = {"ok": True, "value": [wrap(lambda c=c: target(*json.loads(json.dumps(c)))) for c in cases]}
     else:
-        out = wrap(lambda: space[name])
-    print(marker + json.dumps(out, allow_nan=False))
+        try:
+            out = {"ok": True, "value": plain(space[name])}
+        except BaseException as exc:
+            out = {"ok": False, "error": (type(exc).__name__ + ": " + str(exc))[:300]}
+    return _Raw(json.dumps(out, allow_nan=False))
+'''
+
+# Runs in a fresh interpreter per function answer: the learner's top-level definitions, then the
+# grader's cases. Reads {"source", "name", "cases"} on stdin; writes one JSON line on fd 3's dup.
+_FUNCTION_RUNNER = r'''
+import json, math, os, sys
+job = json.loads(sys.stdin.read())
+out = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)  # the learner's prints go to stderr; only the final line below is stdout
+def plain(v):
+    if hasattr(v, "item") and getattr(v, "shape", None) == ():
+        v = v.item()
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, (int, float)):
+        return float(v) if math.isfinite(float(v)) else None
+    return {"__unsupported__": type(v).__name__}
+results = []
+try:
+    space = {"__name__": "submission"}
+    exec(compile(job["source"], "submission", "exec"), space)
+    fn = space.get(job["name"])
+    if not callable(fn):
+        raise NameError(job["name"] + " is not defined as a function")
+except BaseException as exc:
+    out.write(json.dumps({"ok": False, "error": (type(exc).__name__ + ": " + str(exc))[:300]}) + "\n")
+    out.flush()
+    os._exit(0)
+for case in job["cases"]:
+    try:
+        results.append({"ok": True, "value": plain(fn(*case))})
+    except BaseException as exc:
+        results.append({"ok": False, "error": (type(exc).__name__ + ": " + str(exc))[:200]})
+out.write(json.dumps({"ok": True, "value": results}) + "\n")
+out.flush()
+os._exit(0)
+'''
+
+# Runs in a fresh interpreter per artefact: unpickle the learner's model (arbitrary code, hence
+# here and not in the grader), predict on the grader's inputs, return plain lists.
+_ARTEFACT_RUNNER = r'''
+import json, math, os, pickle, sys
+job = json.loads(sys.stdin.read())
+out = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+try:
+    with open(job["path"], "rb") as fh:
+        model = pickle.load(fh)
+    method = job["method"]
+    if method == "predict_texts":
+        got = model.predict(job["inputs"])
+        got = list(getattr(got, "labels", got))
+        values = [str(v) for v in got]
+    else:
+        import numpy as np
+        X = np.asarray(job["inputs"], dtype=float)
+        got = np.asarray(getattr(model, method)(X))
+        if method == "predict_proba":
+            got = got[:, 1]
+        values = [float(v) if math.isfinite(float(v)) else None for v in got.ravel().tolist()]
+    if len(values) != len(job["inputs"]):
+        raise ValueError(f"{len(values)} predictions for {len(job['inputs'])} inputs")
+    result = {"ok": True, "value": values, "model": type(model).__name__}
+except BaseException as exc:
+    result = {"ok": False, "error": (type(exc).__name__ + ": " + str(exc))[:300]}
+out.write(json.dumps(result, allow_nan=False) + "\n")
+out.flush()
+os._exit(0)
 '''
 
 
-def _probe_isolation(hidden: Sequence[str], workdir: Path) -> dict:
+def extract_definitions(nb_path: Path) -> str:
+    """The notebook's top-level imports, function and class definitions, as one module's source.
+
+    Assignments of literal constants are kept too. Statements with effects (data loading, training,
+    prints, hooks) are left out: a function answer is
+    judged by what its definition computes on the grader's inputs, in an interpreter with no state of
+    the learner's kernel. Cells that do not parse (magics) are skipped statement by statement.
+    """
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(str(nb_path), as_version=4)
+    kept: list[str] = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            constant = isinstance(node, ast.Assign) and _is_literal(node.value)  # e.g. EPS = 1e-12
+            if constant or isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                kept.append(ast.get_source_segment(source, node) or "")
+    return "\n\n".join(kept)
+
+
+def _is_literal(node) -> bool:
+    import ast
+
+    try:
+        ast.literal_eval(node)
+        return True
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+
+
+def _fresh_python(runner: str, job: dict, seconds: float, workdir: Path) -> dict:
+    """Run ``runner`` in a new interpreter with ``job`` on stdin; one JSON object back, or an error."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", runner], input=json.dumps(job).encode(), capture_output=True,
+                              timeout=max(1.0, seconds), cwd=workdir, start_new_session=True)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timeout: did not finish in {seconds:.0f} s", "timeout": True}
+    lines = proc.stdout.decode("utf-8", "replace").strip().splitlines()
+    if not lines:
+        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+        return {"ok": False, "error": f"the interpreter exited without a result ({proc.returncode}): {tail[0][:200]}"}
+    try:
+        value = json.loads(lines[0])  # the first line: the runner writes exactly one, before any exit
+    except json.JSONDecodeError:
+        return {"ok": False, "error": "unreadable result"}
+    return value if isinstance(value, dict) else {"ok": False, "error": "malformed result"}
+
+
+def _probe_isolation(workdir: Path, canary_sha256: str) -> dict:
     """Measure the confinement from the inside, so the report states facts rather than hopes."""
     import socket
 
@@ -421,32 +635,87 @@ def _probe_isolation(hidden: Sequence[str], workdir: Path) -> dict:
     except OSError:
         interfaces = ["?"]
     network = all(name == "lo" for name in interfaces)
-    readable = [p for p in hidden if _readable(p)]
-    if readable:
-        notes.append(f"{len(readable)} hidden path(s) still readable by the submission")
-    probe = Path(sys.prefix) / ".course_grader_write_probe"
+    read_only = not _writable(Path(sys.prefix)) and not _writable(Path("/")) and not _writable(Path("/usr"))
+    proc_sys_ro = not _writable_file("/proc/sys/kernel/core_pattern") and not _writable_file("/sys/kernel/uevent_helper")
+    skip_trees = [str(p) for p in exposed_paths()] + list(_SYSTEM_DIRS) + ["/proc", "/dev/fd"]
+    found, scanned = _canary_search(canary_sha256, skip_trees, workdir)
+    if found:
+        notes.append(f"the spec's canary is readable at {found[0]}")
+    gits = [p for p in _find_named(".git", skip_trees)]
+    if gits:
+        notes.append(f"a .git folder is readable at {gits[0]}")
+    home = os.path.expanduser("~")
+    return {"network_isolated": network, "spec_hidden": not found and bool(canary_sha256) and not gits,
+            "filesystem_read_only": read_only, "proc_sys_read_only": proc_sys_ro, "non_root": os.geteuid() != 0,
+            "private_tmp": _private_tmp(workdir),
+            "files_scanned": scanned, "notes": notes + ([f"HOME is {home}"] if not home.startswith(str(workdir)) else [])}
+
+
+def _private_tmp(workdir: Path) -> bool:
+    """/tmp holds nothing but the way to our own scratch folder, and /dev/shm nothing at all."""
+    try:
+        tmp = {p.name for p in Path("/tmp").iterdir()}
+        shm = list(Path("/dev/shm").iterdir())
+    except OSError:
+        return False
+    ours = {workdir.parts[2]} if len(workdir.parts) > 2 and workdir.parts[1] == "tmp" else set()
+    return tmp <= ours and not shm
+
+
+def _writable(path: Path) -> bool:
+    probe = path / f".cg_write_probe_{os.getpid()}"
     try:
         probe.write_text("x")
         probe.unlink()
-        read_only = False
-    except OSError:
-        read_only = True
-    return {"network_isolated": network, "spec_hidden": not readable, "filesystem_read_only": read_only, "notes": notes}
-
-
-def _readable(path: str) -> bool:
-    """Whether a submission could read anything at ``path`` (a hidden dir is empty or unlistable)."""
-    try:
-        if os.path.isdir(path):
-            return bool(os.listdir(path))
-        with open(path, "rb") as fh:
-            return bool(fh.read(1))
+        return True
     except OSError:
         return False
 
 
+def _writable_file(path: str) -> bool:
+    try:
+        with open(path, "r+b"):
+            return True
+    except OSError:
+        return False
+
+
+def _canary_search(canary_sha256: str, skip: Sequence[str], workdir: Path, max_bytes: int = 4 * 2**20,
+                   max_files: int = 50_000) -> tuple[list[str], int]:
+    """Every readable file outside the read-only library trees, searched for the canary's form."""
+    found, scanned = [], 0
+    for dirpath, dirnames, filenames in os.walk("/", onerror=lambda e: None):
+        dirnames[:] = [d for d in dirnames if not any(os.path.join(dirpath, d) == s for s in skip)]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if scanned >= max_files:
+                return found, scanned
+            try:
+                if os.path.islink(path) or not os.path.isfile(path):
+                    continue
+                with open(path, "rb") as fh:
+                    data = fh.read(max_bytes)
+            except OSError:
+                continue
+            scanned += 1
+            for match in CANARY_PATTERN.findall(data):
+                if hashlib.sha256(match).hexdigest() == canary_sha256:
+                    found.append(path)
+                    break
+    return found, scanned
+
+
+def _find_named(name: str, skip: Sequence[str]) -> list[str]:
+    hits = []
+    for dirpath, dirnames, _ in os.walk("/", onerror=lambda e: None):
+        dirnames[:] = [d for d in dirnames if not any(os.path.join(dirpath, d) == s for s in skip)]
+        if name in dirnames:
+            hits.append(os.path.join(dirpath, name))
+    return hits
+
+
 def _set_not_dumpable() -> None:
-    """Stop the kernel (same user) from opening this process's pipe through /proc/<pid>/fd."""
+    """Stop the kernel (same user) from opening this process's pipe or memory through /proc/<pid>."""
     try:
         import ctypes
 
@@ -469,14 +738,55 @@ def _kernel_death(process) -> str:
     return f"the kernel died (exit code {code})" if code is not None else "the kernel died"
 
 
-def _execute(nb_path: Path, workdir: Path, variables: dict[str, dict], deadline: float, collect_deadline: float,
-             report) -> dict:
+def _collect_values(kc, variables: dict[str, str], seconds: float) -> dict[str, dict]:
+    """Every value answer in one request's ``user_expressions``, read from that request's own reply.
+
+    ``kc`` is a blocking client whose channels were opened before any cell ran, so a submission that
+    exhausts the process cap cannot stop the grader from asking.
+    """
+    import ast
+
+    if not variables:
+        return {}
+    try:
+        exprs = {qid: f"__course_grader_collect({name!r})" for qid, name in variables.items()}
+        reply = kc.execute(_COLLECTOR, silent=True, store_history=False, user_expressions=exprs,
+                           reply=True, timeout=max(1.0, seconds))
+    except Exception as exc:  # noqa: BLE001 - a kernel that does not answer loses these answers only
+        return {qid: {"ok": False, "error": f"no reply from the kernel ({type(exc).__name__})", "timeout": True}
+                for qid in variables}
+    got = reply.get("content", {}).get("user_expressions", {}) if isinstance(reply, dict) else {}
+    values = {}
+    for qid in variables:
+        item = got.get(qid) if isinstance(got, dict) else None
+        try:
+            text = item["data"]["text/plain"]
+            value = json.loads(text)
+        except Exception:  # noqa: BLE001
+            try:
+                value = json.loads(ast.literal_eval(item["data"]["text/plain"]))
+            except Exception:  # noqa: BLE001
+                error = item.get("evalue") if isinstance(item, dict) else None
+                value = {"ok": False, "error": f"the kernel returned no value for this answer{': ' + str(error)[:200] if error else ''}"}
+        values[qid] = value if isinstance(value, dict) else {"ok": False, "error": "malformed value"}
+    return values
+
+
+def _execute(nb_path: Path, workdir: Path, job: dict, deadline: float, collect_deadline: float, report) -> dict:
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
     from traitlets.config import Config
 
     result: dict = {"status": "ok", "detail": "", "values": {}, "cell_errors": []}
+    # 1. function answers, from the notebook's source, before any learner code runs in a kernel
+    functions = job.get("functions") or {}
+    if functions:
+        source = extract_definitions(nb_path)
+        for qid, spec in functions.items():
+            budget = min(30.0, max(1.0, deadline - time.monotonic()))
+            result["values"][qid] = _fresh_python(_FUNCTION_RUNNER, {"source": source, "name": spec["name"],
+                                                                     "cases": spec["cases"]}, budget, workdir)
     nb = nbformat.read(str(nb_path), as_version=4)
     config = Config()
     config.KernelManager.transport = "ipc"  # no TCP: works with no network interface at all
@@ -503,6 +813,8 @@ def _execute(nb_path: Path, workdir: Path, variables: dict[str, dict], deadline:
                 report({"kernel_pgid": os.getpgid(kernel_process.pid)})
             except Exception:
                 pass
+            asker = client.km.blocking_client()
+            asker.start_channels()
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
@@ -522,13 +834,27 @@ def _execute(nb_path: Path, workdir: Path, variables: dict[str, dict], deadline:
                     else:
                         result["cell_errors"].append(f"cell {index + 1}: {reply.get('ename')}: {str(reply.get('evalue'))[:200]}")
             current = len(nb.cells)
-            for qid, spec in variables.items():
-                seconds = max(1, min(30, int(collect_deadline - time.monotonic())))
-                result["values"][qid] = _collect_one(client, spec, replies, seconds)
+            seconds = max(1.0, min(30.0, collect_deadline - time.monotonic()))
+            result["values"].update(_collect_values(asker, job.get("values") or {}, seconds))
     except DeadKernelError:
         result["status"] = "error"
         where = f" while running cell {current + 1}" if 0 <= current < len(nb.cells) else " while collecting the answers"
         result["detail"] = _kernel_death(kernel_process) + where
+    finally:
+        if kernel_process is not None:  # nothing of the kernel may touch the artefacts we now read
+            try:
+                os.killpg(os.getpgid(kernel_process.pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
+    # 3. artefacts: the learner's fitted model predicts on the grader's inputs, in a fresh interpreter
+    for qid, spec in (job.get("artefacts") or {}).items():
+        path = workdir / "artefacts" / f"{qid}.pkl"
+        if not path.is_file():
+            result["values"][qid] = {"ok": False, "error": f"no model was submitted (submit_model({qid!r}, model))"}
+            continue
+        budget = max(1.0, collect_deadline - time.monotonic())
+        result["values"][qid] = _fresh_python(_ARTEFACT_RUNNER, {"path": str(path), **spec}, budget, workdir)
+    if result["status"] == "error":
         return result
     if timed_out:
         result["status"] = "timeout"
@@ -538,34 +864,6 @@ def _execute(nb_path: Path, workdir: Path, variables: dict[str, dict], deadline:
     return result
 
 
-def _collect_one(client, spec: dict, replies: dict, seconds: int) -> dict:
-    import nbformat
-
-    code = _COLLECTOR + f"\n__course_grader_collect({spec['variable']!r}, {json.dumps(spec.get('call_cases', []))}, {_MARKER!r})\n"
-    code += "del __course_grader_collect\n"
-    cell = nbformat.v4.new_code_cell(code)
-    client.nb.cells.append(cell)  # nbclient addresses outputs by the cell's index in the notebook
-    index = len(client.nb.cells) - 1
-    client.timeout = seconds
-    try:
-        client.execute_cell(cell, index, store_history=False)
-    except Exception as exc:  # noqa: BLE001 - a dead kernel during collection is an error for this answer
-        if type(exc).__name__ == "DeadKernelError":
-            raise
-        return {"ok": False, "error": f"collection failed: {type(exc).__name__}"}
-    if replies.get(index, {}).get("ename") == _TIMEOUT_ENAME:
-        return {"ok": False, "error": f"timeout: evaluating the answer did not finish in {seconds} s", "timeout": True}
-    lines = [line for out in cell.outputs if out.get("output_type") == "stream"
-             for line in out.get("text", "").splitlines() if line.startswith(_MARKER)]
-    if not lines:
-        return {"ok": False, "error": "the kernel returned no value for this answer"}
-    try:
-        value = json.loads(lines[-1][len(_MARKER):])
-    except json.JSONDecodeError:
-        return {"ok": False, "error": "the kernel returned an unreadable value"}
-    return value if isinstance(value, dict) else {"ok": False, "error": "malformed value"}
-
-
 def _child_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="internal: run one notebook for course-utils grade")
     parser.add_argument("--notebook", required=True)
@@ -573,11 +871,12 @@ def _child_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--result-fd", type=int, required=True)
     parser.add_argument("--cells-deadline", type=float, required=True)
     parser.add_argument("--collect-deadline", type=float, required=True)
-    parser.add_argument("--variables", required=True)
-    parser.add_argument("--hidden", action="append", default=[])
     args = parser.parse_args(argv)
     _set_not_dumpable()
+    job = json.loads(sys.stdin.read() or "{}")
+    sys.stdin.close()
     out = os.fdopen(args.result_fd, "w", encoding="utf-8")
+    os.set_inheritable(args.result_fd, False)
     workdir = Path(args.workdir)
 
     def report(message: dict) -> None:
@@ -586,10 +885,9 @@ def _child_main(argv: Sequence[str] | None = None) -> int:
 
     # The measured isolation goes first, before any submission code runs, so the report has it even
     # when the run is killed; then the kernel's process group; the result last.
-    report({"isolation": _probe_isolation(args.hidden, workdir)})
+    report({"isolation": _probe_isolation(workdir, str(job.get("canary_sha256", "")))})
     try:
-        result = _execute(Path(args.notebook), workdir, json.loads(args.variables), args.cells_deadline,
-                          args.collect_deadline, report)
+        result = _execute(Path(args.notebook), workdir, job, args.cells_deadline, args.collect_deadline, report)
     except Exception as exc:  # report, so the parent records an error rather than silence
         result = {"status": "error", "detail": f"could not run the notebook: {type(exc).__name__}: {str(exc)[:300]}",
                   "values": {}, "cell_errors": []}
