@@ -39,10 +39,10 @@ def _curves_from_history(history: Any) -> dict[str, list[float]]:
 
     Supported: a mapping name -> sequence of numbers; a list of per-epoch dicts (``[{"loss": ..,
     "accuracy": ..}, ...]``, the shape the course trainer logs); a pandas DataFrame (one column per
-    series); or any object with a ``.history`` / ``.log_history`` attribute holding one of those.
+    series); or any object with a ``.series`` (the labs' History), ``.history`` or ``.log_history`` attribute holding one of those.
     Non-numeric entries (e.g. an "epoch" counter) are skipped rather than plotted.
     """
-    for attr in ("history", "log_history"):
+    for attr in ("series", "history", "log_history"):
         if not isinstance(history, (Mapping, pd.DataFrame, list, tuple)) and hasattr(history, attr):
             history = getattr(history, attr)
     if isinstance(history, pd.DataFrame):

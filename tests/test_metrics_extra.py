@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from course_utils.errors import ConfigError, DataError  # noqa: E402
-from course_utils.labs.overfitting import History  # noqa: E402
+from course_utils.labs.loop import History  # noqa: E402
 from course_utils.plots import plot_threshold_curves, plot_train_val_grid  # noqa: E402
 
 
@@ -23,10 +23,9 @@ def _close_figures():
 
 def _history(val_loss, best):
     return History(
-        train_loss=[1.0, 0.5, 0.2],
-        val_loss=val_loss,
-        train_accuracy=[0.5, 0.8, 0.9],
-        val_accuracy=[0.5, 0.7, 0.6],
+        {"train_loss": [1.0, 0.5, 0.2], "val_loss": val_loss, "train_accuracy": [0.5, 0.8, 0.9],
+         "val_accuracy": [0.5, 0.7, 0.6]},
+        first_epoch=1,
         best_epoch=best,
         stopped_epoch=3,
     )

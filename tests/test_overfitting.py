@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from course_utils.errors import ConfigError, DataError
+from course_utils.labs.loop import History, accuracy, predict
 from course_utils.labs.overfitting import (
-    History,
     MLPConfig,
-    accuracy,
     build_mlp,
     compare_runs,
     config_grid_sample,
@@ -20,7 +19,6 @@ from course_utils.labs.overfitting import (
     label_noise_sweep,
     load_digits_splits,
     load_digits_transfer,
-    predict,
     replace_head,
     selection_bias_experiment,
     train_mlp,

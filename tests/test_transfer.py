@@ -7,19 +7,18 @@ import pytest
 import torch
 
 from course_utils.errors import ConfigError, DataError
+from course_utils.labs.loop import accuracy, fit
 from course_utils.labs.transfer import (
     MLP,
     STRATEGIES,
     SmallCNN,
     TransferConfig,
-    accuracy,
     compare_strategies,
     fine_tune,
     label_efficiency,
     make_digit_tasks,
     place_on_canvas,
     pretrain,
-    train_classifier,
 )
 
 FAST = TransferConfig(pretrain_epochs=3, finetune_epochs=3, seed=0)
@@ -113,17 +112,17 @@ def test_train_classifier_learns_and_records_every_epoch():
     X = torch.randn(64, 4)
     y = (X[:, 0] > 0).long()
     net = MLP(4, (8,), 2)
-    hist = train_classifier(net, X, y, epochs=20, lr=0.05, evaluate={"acc": lambda m: accuracy(m, X, y)})
-    assert len(hist.history["train_loss"]) == 21 and len(hist.history["acc"]) == 21
-    assert hist.history["train_loss"][-1] < hist.history["train_loss"][0] / 2
+    hist = fit(net, X, y, epochs=20, lr=0.05, evaluate={"acc": lambda m: accuracy(m, X, y)})
+    assert len(hist["train_loss"]) == 21 and len(hist["acc"]) == 21
+    assert hist["train_loss"][-1] < hist["train_loss"][0] / 2
     assert hist.final("acc") >= 0.9
 
 
 def test_train_classifier_eval_every_skips_middle_epochs():
     X, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
-    hist = train_classifier(MLP(4, (8,), 2), X, y, epochs=5, lr=0.01, eval_every=5,
+    hist = fit(MLP(4, (8,), 2), X, y, epochs=5, lr=0.01, eval_every=5,
                             evaluate={"acc": lambda m: accuracy(m, X, y)})
-    acc = np.array(hist.history["acc"])
+    acc = np.array(hist["acc"])
     assert not np.isnan(acc[0]) and not np.isnan(acc[-1]) and np.isnan(acc[1:-1]).all()
 
 
@@ -131,15 +130,15 @@ def test_train_classifier_rejects_bad_settings():
     X, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
     net = MLP(4, (8,), 2)
     with pytest.raises(ConfigError, match="optimizer"):
-        train_classifier(net, X, y, epochs=1, lr=0.1, optimizer="lbfgs")
+        fit(net, X, y, epochs=1, lr=0.1, optimizer="lbfgs")
     with pytest.raises(ConfigError, match="learning rate"):
-        train_classifier(net, X, y, epochs=1, lr=0.0)
+        fit(net, X, y, epochs=1, lr=0.0)
     with pytest.raises(DataError, match="same length"):
-        train_classifier(net, X, y[:4], epochs=1, lr=0.1)
+        fit(net, X, y[:4], epochs=1, lr=0.1)
     for p in net.parameters():
         p.requires_grad_(False)
     with pytest.raises(ConfigError, match="frozen"):
-        train_classifier(net, X, y, epochs=1, lr=0.1)
+        fit(net, X, y, epochs=1, lr=0.1)
 
 
 def test_frozen_body_keeps_old_task_exactly_and_leaves_pretrained_untouched(tasks, pretrained):
@@ -147,7 +146,7 @@ def test_frozen_body_keeps_old_task_exactly_and_leaves_pretrained_untouched(task
     before = {k: v.clone() for k, v in model.state_dict().items()}
     run = fine_tune(model, tasks, "frozen body (head only)", FAST)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert run.history.history["old_task_acc"][-1] == pytest.approx(history.final("old_task_acc"))
+    assert run.history["old_task_acc"][-1] == pytest.approx(history.final("old_task_acc"))
     assert run.trainable_params == sum(p.numel() for p in run.model.head.parameters())
     assert all(torch.equal(a, b) for a, b in zip(run.model.body.parameters(), model.body.parameters()))
 

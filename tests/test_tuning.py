@@ -156,9 +156,9 @@ def digits():
 def test_train_settings_share_initial_weights_and_differ_only_in_the_setting(digits):
     runs = train_settings(digits, {"a": {"lr": 0.01}, "b": {"lr": 0.01}, "big batch": {"batch_size": 120}},
                           hidden=(16,), epochs=3)
-    assert runs["a"].history == runs["b"].history  # same seed, same setting -> identical run
+    assert runs["a"].series == runs["b"].series  # same seed, same setting -> identical run
     assert len(runs["a"].step_losses) == 3 * 4 and len(runs["big batch"].step_losses) == 3
-    assert runs["a"].history["val_loss"][0] == runs["big batch"].history["val_loss"][0]
+    assert runs["a"]["val_loss"][0] == runs["big batch"]["val_loss"][0]
     table = settings_table(runs)
     assert list(table.index) == ["a", "b", "big batch"]
     assert table.loc["big batch", "optimizer_steps"] == 3

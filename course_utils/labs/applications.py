@@ -12,35 +12,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from course_utils.errors import ConfigError, DataError
 from course_utils.metrics import metrics_at_threshold
-from course_utils.labs.overfitting import ArraySplits
+from course_utils.labs.loop import ArraySplits
 
 # --------------------------------------------------------------------------------------------
 # Healthcare
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class TabularSplits(ArraySplits):
-    """Train / validation / test arrays of a binary task with named features (1 = the positive class)."""
-
-    feature_names: list[str] = field(default_factory=list)
-
-    def positive_rate(self) -> dict[str, float]:
-        return {
-            "train": float(np.mean(self.y_train)),
-            "validation": float(np.mean(self.y_val)),
-            "test": float(np.mean(self.y_test)),
-        }
-
-
-def _three_way_split(X, y, val_size: float, test_size: float, seed: int, names: list[str]) -> TabularSplits:
+def _three_way_split(X, y, val_size: float, test_size: float, seed: int, names: list[str]) -> ArraySplits:
     from sklearn.model_selection import train_test_split
 
     if not (0 < val_size < 1 and 0 < test_size < 1 and val_size + test_size < 1):
@@ -49,10 +34,10 @@ def _three_way_split(X, y, val_size: float, test_size: float, seed: int, names: 
     X_train, X_val, y_train, y_val = train_test_split(
         X_rest, y_rest, test_size=val_size / (1 - test_size), stratify=y_rest, random_state=seed
     )
-    return TabularSplits(X_train, y_train, X_val, y_val, X_test, y_test, classes=[0, 1], feature_names=names)
+    return ArraySplits(X_train, y_train, X_val, y_val, X_test, y_test, classes=[0, 1], feature_names=names)
 
 
-def load_breast_cancer_splits(val_size: float = 0.2, test_size: float = 0.2, seed: int = 0) -> TabularSplits:
+def load_breast_cancer_splits(val_size: float = 0.2, test_size: float = 0.2, seed: int = 0) -> ArraySplits:
     """Wisconsin breast-cancer data with **malignant = 1**, split train/validation/test.
 
     scikit-learn codes malignant as 0; a screening model is about finding malignant tumours, so the
@@ -174,7 +159,7 @@ def make_fraud_data(
     val_size: float = 0.25,
     test_size: float = 0.25,
     seed: int = 0,
-) -> TabularSplits:
+) -> ArraySplits:
     """Synthetic card transactions where about ``fraud_rate`` of rows are fraud (label 1).
 
     Built with ``make_classification(weights=[1 - fraud_rate, fraud_rate])`` and 12 anonymous

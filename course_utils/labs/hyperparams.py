@@ -40,7 +40,7 @@ def train_settings(
     """
     import torch
 
-    from course_utils.labs.transfer import MLP, accuracy, train_classifier
+    from course_utils.labs.loop import accuracy, fit, mlp
 
     allowed = {"lr", "optimizer", "batch_size", "epochs"}
     for name, overrides in settings.items():
@@ -66,8 +66,8 @@ def train_settings(
     for name, overrides in settings.items():
         run = {"lr": lr, "optimizer": optimizer, "batch_size": batch_size, "epochs": epochs, **overrides}
         torch.manual_seed(seed)
-        model = MLP(X.shape[1], hidden, n_classes)
-        histories[name] = train_classifier(
+        model = mlp(X.shape[1], hidden, n_classes)
+        histories[name] = fit(
             model, X, y, epochs=int(run["epochs"]), lr=float(run["lr"]), batch_size=int(run["batch_size"]),
             optimizer=str(run["optimizer"]), seed=seed,
             evaluate={"val_loss": val_loss, "val_acc": lambda m: accuracy(m, X_val, y_val)},
@@ -79,14 +79,14 @@ def settings_table(histories: Mapping[str, Any]) -> pd.DataFrame:
     """One row per setting: final losses, best and final validation accuracy, steps and time."""
     rows = []
     for name, h in histories.items():
-        val_loss = np.asarray(h.history["val_loss"], dtype=float)
+        val_loss = np.asarray(h["val_loss"], dtype=float)
         rows.append({
             "setting": name,
             "final_train_loss": round(h.final("train_loss"), 4),
             "final_val_loss": round(h.final("val_loss"), 4),
             "best_val_loss_epoch": int(np.nanargmin(val_loss)) if np.isfinite(val_loss).any() else None,
             "final_val_acc": round(h.final("val_acc"), 4),
-            "best_val_acc": round(float(np.nanmax(h.history["val_acc"])), 4),
+            "best_val_acc": round(float(np.nanmax(h["val_acc"])), 4),
             "optimizer_steps": len(h.step_losses),
             "seconds": round(h.seconds, 2),
         })

@@ -9,9 +9,8 @@ unchanged to the transformer lessons.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,32 +18,12 @@ import torch
 from torch import nn
 
 from course_utils.errors import ConfigError, DataError
+from course_utils.labs.loop import ArraySplits, History, accuracy, as_tensors, evaluate, fit, mlp
 from course_utils.models import count_parameters
 
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ArraySplits:
-    """Train / validation / test arrays of one classification task.
-
-    ``y_train_clean`` keeps the true training labels when noise was injected, so a lesson can show
-    that a model "learned" the wrong labels rather than the task.
-    """
-
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    classes: list[int]
-    y_train_clean: np.ndarray | None = None
-
-    def sizes(self) -> dict[str, int]:
-        return {"train": len(self.y_train), "validation": len(self.y_val), "test": len(self.y_test)}
 
 
 def load_digits_splits(
@@ -217,75 +196,15 @@ class MLPConfig:
             raise ConfigError(f"patience must be None (no early stopping) or >= 1, got {self.patience}.")
 
 
-@dataclass
-class History:
-    """Per-epoch curves of one training run, measured in eval mode on the full sets.
-
-    Train metrics are recomputed after each epoch without dropout (not averaged over the epoch's
-    batches), so train and validation curves are measured the same way and their gap is real.
-    Epochs are numbered from 1.
-    """
-
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    train_accuracy: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    best_epoch: int = 0
-    stopped_epoch: int = 0
-    restored_best: bool = False
-
-    @property
-    def epochs(self) -> list[int]:
-        return list(range(1, len(self.train_loss) + 1))
-
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "epoch": self.epochs,
-                "train_loss": self.train_loss,
-                "val_loss": self.val_loss,
-                "train_accuracy": self.train_accuracy,
-                "val_accuracy": self.val_accuracy,
-            }
-        )
-
-    def summary(self) -> dict:
-        """The numbers a lesson compares across runs: where the best epoch was and the final gap.
-
-        ``final_*`` describe the weights the run ended with: the best epoch's when they were
-        restored, the last epoch's otherwise.
-        """
-        if not self.train_loss:
-            raise ConfigError("this history is empty: train for at least one epoch first.")
-        end = (self.best_epoch if self.restored_best else self.stopped_epoch) - 1
-        return {
-            "epochs_run": self.stopped_epoch,
-            "best_epoch": self.best_epoch,
-            "best_val_loss": self.val_loss[self.best_epoch - 1],
-            "final_train_accuracy": self.train_accuracy[end],
-            "final_val_accuracy": self.val_accuracy[end],
-            "final_gap": self.train_accuracy[end] - self.val_accuracy[end],
-        }
-
-
 def build_mlp(n_features: int, n_classes: int, hidden: Sequence[int] = (256, 256), dropout: float = 0.0) -> nn.Sequential:
-    """Linear -> ReLU -> Dropout blocks and a linear head (the last module, so it can be replaced).
+    """Lesson 06's network: :func:`course_utils.labs.loop.mlp` with the lesson's default width.
 
-    Unlike lesson 01's ``transfer.MLP`` (a body/head pair built to compare transfer strategies),
-    this is one flat ``nn.Sequential`` with optional dropout, so :func:`freeze_layers` can freeze
-    any prefix of it: the regularisation dials lesson 06 turns.
+    Taught in lesson 06. One flat ``nn.Sequential`` with optional dropout and the head last, so
+    :func:`replace_head` swaps it and :func:`freeze_layers` can freeze any prefix.
     """
-    if n_features < 1 or n_classes < 2:
-        raise ConfigError(f"need n_features >= 1 and n_classes >= 2, got {n_features} and {n_classes}.")
-    layers: list[nn.Module] = []
-    width = n_features
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width = h
-    layers.append(nn.Linear(width, n_classes))
-    return nn.Sequential(*layers)
+    if n_features < 1:
+        raise ConfigError(f"need n_features >= 1, got {n_features}.")
+    return mlp(n_features, hidden, n_classes, dropout)
 
 
 def replace_head(model: nn.Sequential, n_classes: int) -> nn.Sequential:
@@ -313,27 +232,6 @@ def freeze_layers(model: nn.Module, n_linear: int | None = None) -> int:
     return count_parameters(model, trainable_only=True)
 
 
-def _tensors(X, y, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    X = np.asarray(X, dtype=np.float32)
-    y = np.asarray(y)
-    if X.ndim != 2:
-        raise DataError(f"{name} features must be a 2-D array (examples x features), got shape {X.shape}.")
-    if y.ndim != 1 or len(y) != len(X):
-        raise DataError(f"{name} labels must be 1-D with one label per row of features: {len(X)} rows, labels shape {y.shape}.")
-    if len(y) == 0:
-        raise DataError(f"{name} set is empty.")
-    return torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
-
-
-@torch.no_grad()
-def _evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    model.eval()
-    logits = model(X)
-    loss = nn.functional.cross_entropy(logits, y).item()
-    acc = (logits.argmax(dim=1) == y).float().mean().item()
-    return loss, acc
-
-
 def train_mlp(
     X_train,
     y_train,
@@ -342,70 +240,42 @@ def train_mlp(
     config: MLPConfig | None = None,
     model: nn.Module | None = None,
 ) -> tuple[nn.Module, History]:
-    """Train with AdamW and record train/validation curves after every epoch.
+    """Lesson 06's run: AdamW with ``config``'s dials, train/validation curves after every epoch.
 
-    Pass ``model`` to continue from pretrained (and possibly partly frozen) weights; otherwise a
-    fresh :func:`build_mlp` is created from ``config``. Only parameters with ``requires_grad`` are
-    optimised. With ``config.patience`` set, training stops once the validation loss has not
-    improved for that many epochs, and (with ``restore_best``) the best epoch's weights come back.
+    Taught in lesson 06. The loop is :func:`course_utils.labs.loop.fit`; this adds what lesson 06
+    varies. Pass ``model`` to continue from pretrained (and possibly partly frozen) weights;
+    otherwise a fresh :func:`build_mlp` is created from ``config``. Train and validation loss and
+    accuracy are measured the same way (eval mode, whole set), so their gap is real. With
+    ``config.patience`` set, training stops once the validation loss has not improved for that many
+    epochs, and (with ``restore_best``) the best epoch's weights come back.
     """
     config = config or MLPConfig()
-    Xt, yt = _tensors(X_train, y_train, "train")
-    Xv, yv = _tensors(X_val, y_val, "validation")
+    Xt, yt = as_tensors(X_train, y_train, "train")
+    Xv, yv = as_tensors(X_val, y_val, "validation")
     if Xt.shape[1] != Xv.shape[1]:
         raise DataError(f"train has {Xt.shape[1]} features but validation has {Xv.shape[1]}.")
     torch.manual_seed(config.seed)
     if model is None:
         n_classes = int(max(yt.max().item(), yv.max().item()) + 1)
         model = build_mlp(Xt.shape[1], n_classes, config.hidden, config.dropout)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ConfigError("every parameter of the model is frozen: nothing would train. Unfreeze at least the head.")
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
+    measured: dict[str, tuple[float, float]] = {}
 
-    history = History()
-    best_loss, best_state, since_best = float("inf"), None, 0
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        order = torch.randperm(len(yt), generator=generator)
-        for start in range(0, len(yt), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(Xt[idx]), yt[idx]).backward()
-            optimizer.step()
-        tr_loss, tr_acc = _evaluate(model, Xt, yt)
-        va_loss, va_acc = _evaluate(model, Xv, yv)
-        history.train_loss.append(tr_loss)
-        history.train_accuracy.append(tr_acc)
-        history.val_loss.append(va_loss)
-        history.val_accuracy.append(va_acc)
-        history.stopped_epoch = epoch
-        if va_loss < best_loss:
-            best_loss, since_best, history.best_epoch = va_loss, 0, epoch
-            if config.patience is not None and config.restore_best:
-                best_state = copy.deepcopy(model.state_dict())
-        else:
-            since_best += 1
-            if config.patience is not None and since_best >= config.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-        history.restored_best = True
+    def measure(split: str, X: torch.Tensor, y: torch.Tensor, index: int):
+        def read(m: nn.Module) -> float:
+            if index == 0:  # loss first: one pass gives both numbers
+                measured[split] = evaluate(m, X, y)
+            return measured[split][index]
+        return read
+
+    history = fit(
+        model, Xt, yt, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, optimizer="adamw",
+        weight_decay=config.weight_decay, record_initial=False, patience=config.patience,
+        restore_best=config.restore_best, seed=config.seed,
+        evaluate={"train_loss": measure("train", Xt, yt, 0), "val_loss": measure("val", Xv, yv, 0),
+                  "train_accuracy": measure("train", Xt, yt, 1), "val_accuracy": measure("val", Xv, yv, 1)},
+    )
     model.eval()
     return model, history
-
-
-@torch.no_grad()
-def predict(model: nn.Module, X) -> np.ndarray:
-    """Class indices predicted by ``model`` (in eval mode, so dropout is off)."""
-    model.eval()
-    return model(torch.as_tensor(np.asarray(X, dtype=np.float32))).argmax(dim=1).numpy()
-
-
-def accuracy(model: nn.Module, X, y) -> float:
-    y = np.asarray(y)
-    return float((predict(model, X) == y).mean())
 
 
 # --------------------------------------------------------------------------------------------

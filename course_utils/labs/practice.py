@@ -44,7 +44,7 @@ def lr_experiment(lr: float, epochs: int = 15, batch_size: int = 64, seed: int =
     """
     if not lr > 0 or epochs < 1 or batch_size < 1:
         raise ConfigError(f"need lr > 0, epochs >= 1 and batch_size >= 1; got {lr}, {epochs}, {batch_size}.")
-    from course_utils.labs.transfer import train_classifier
+    from course_utils.labs.loop import fit
 
     import torch
     from torch import nn
@@ -52,8 +52,8 @@ def lr_experiment(lr: float, epochs: int = 15, batch_size: int = 64, seed: int =
     X, y = digits_training_set()
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 5))
-    history = train_classifier(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size, optimizer="adam", seed=seed)
-    return [float(v) for v in history.history["train_loss"]]
+    history = fit(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size, optimizer="adam", seed=seed)
+    return [float(v) for v in history["train_loss"]]
 
 
 def describe_loss_curve(losses: list[float]) -> str:

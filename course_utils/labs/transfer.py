@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +28,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from course_utils.errors import ConfigError, DataError
+from course_utils.errors import ConfigError
+from course_utils.labs.loop import History, accuracy, fit, mlp_layers
 
 __all__ = [
     "DigitTasks",
@@ -39,9 +39,7 @@ __all__ = [
     "MLP",
     "SmallCNN",
     "build_model",
-    "TrainHistory",
-    "train_classifier",
-    "accuracy",
+    "head_accuracy",
     "TransferConfig",
     "STRATEGIES",
     "STRATEGY_COLORS",
@@ -234,13 +232,7 @@ class MLP(BodyHeadNet):
 
     def __init__(self, in_features: int = 144, hidden: Sequence[int] = (256, 128), n_classes: int = 5):
         super().__init__()
-        if not hidden or any(int(h) < 1 for h in hidden):
-            raise ConfigError(f"hidden must be a non-empty sequence of positive layer sizes, got {hidden!r}.")
-        layers: list[nn.Module] = []
-        width = in_features
-        for h in hidden:
-            layers += [nn.Linear(width, int(h)), nn.ReLU()]
-            width = int(h)
+        layers, width = mlp_layers(in_features, hidden)
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, n_classes)
 
@@ -271,104 +263,9 @@ class SmallCNN(BodyHeadNet):
         self.head = nn.Linear(4 * c2, n_classes)
 
 
-@torch.no_grad()
-def accuracy(model: BodyHeadNet, X: torch.Tensor, y: torch.Tensor, head: nn.Module | None = None) -> float:
-    """Share of rows predicted right; with ``head`` the body's features go through that head instead."""
-    was_training = model.training
-    model.eval()
-    logits = (head if head is not None else model.head)(model.body(X))
-    model.train(was_training)
-    return float((logits.argmax(dim=1) == y).float().mean())
-
-
-@dataclass
-class TrainHistory:
-    """Per-epoch numbers of one training run; index 0 is *before* the first update.
-
-    ``step_losses`` holds the loss of every mini-batch: where a too-large learning rate shows up
-    as zig-zags that a per-epoch average smooths away.
-    """
-
-    history: dict[str, list[float]] = field(default_factory=dict)
-    seconds: float = 0.0  # time spent in optimisation steps, evaluation excluded
-    step_losses: list[float] = field(default_factory=list)
-
-    def final(self, name: str) -> float:
-        return self.history[name][-1]
-
-
-def train_classifier(
-    model: nn.Module,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    epochs: int,
-    lr: float,
-    batch_size: int = 16,
-    optimizer: str = "adam",
-    evaluate: Mapping[str, Callable[[nn.Module], float]] | None = None,
-    eval_every: int = 1,
-    seed: int = 0,
-) -> TrainHistory:
-    """Mini-batch training with cross-entropy, recording loss and ``evaluate`` metrics per epoch.
-
-    Only parameters with ``requires_grad`` are handed to the optimiser, so a frozen body really is
-    frozen (Adam would otherwise still apply weight updates from its momentum). The first entry of
-    every series is measured before training, which makes "fine-tuning starts ahead" visible.
-    ``evaluate`` runs every ``eval_every`` epochs and after the last one; when only final numbers
-    matter, a large ``eval_every`` saves most of the time on a few-label task (evaluating a test
-    set of hundreds of rows costs more than training on 25).
-    """
-    if epochs < 1 or batch_size < 1 or eval_every < 1:
-        raise ConfigError(
-            f"epochs, batch_size and eval_every must be >= 1, got {epochs}, {batch_size} and {eval_every}."
-        )
-    if not lr > 0:
-        raise ConfigError(f"learning rate must be positive, got {lr}.")
-    if len(X) != len(y) or len(X) == 0:
-        raise DataError(f"X and y must be non-empty and the same length, got {len(X)} and {len(y)}.")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ConfigError("every parameter is frozen: there is nothing to train.")
-    if optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr)
-    elif optimizer == "sgd_momentum":
-        opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
-    else:
-        raise ConfigError(f"optimizer must be 'adam', 'sgd' or 'sgd_momentum', got {optimizer!r}.")
-    evaluate = dict(evaluate or {})
-    loss_fn = nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(seed)
-
-    def record(hist: dict[str, list[float]], loss: float, run_eval: bool = True) -> None:
-        hist["train_loss"].append(loss)
-        for name, fn in evaluate.items():
-            hist[name].append(fn(model) if run_eval else float("nan"))
-
-    hist: dict[str, list[float]] = {"train_loss": [], **{name: [] for name in evaluate}}
-    with torch.no_grad():
-        model.eval()
-        record(hist, float(loss_fn(model(X), y)))
-    steps: list[float] = []
-    seconds = 0.0  # optimisation only: evaluation is bookkeeping, not training cost
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(len(X), generator=generator)
-        total = 0.0
-        start = time.perf_counter()
-        for i in range(0, len(X), batch_size):
-            idx = order[i : i + batch_size]
-            opt.zero_grad()
-            loss = loss_fn(model(X[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            steps.append(float(loss.detach()))
-            total += steps[-1] * len(idx)
-        seconds += time.perf_counter() - start
-        record(hist, total / len(X), run_eval=epoch % eval_every == 0 or epoch == epochs)
-    return TrainHistory(hist, seconds, steps)
+def head_accuracy(model: BodyHeadNet, X: torch.Tensor, y: torch.Tensor, head: nn.Module) -> float:
+    """Accuracy of ``model``'s body with another ``head`` on top: the old task's score after fine-tuning."""
+    return accuracy(nn.Sequential(model.body, head).train(model.training), X, y)
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,12 +315,12 @@ def build_model(config: TransferConfig, in_features: int, n_classes: int) -> Bod
     raise ConfigError(f"arch must be 'mlp' or 'cnn', got {config.arch!r}.")
 
 
-def pretrain(tasks: DigitTasks, config: TransferConfig | None = None) -> tuple[BodyHeadNet, TrainHistory]:
+def pretrain(tasks: DigitTasks, config: TransferConfig | None = None) -> tuple[BodyHeadNet, History]:
     """Train a network on the old task with all its labels: the "pre-trained model" of the lesson."""
     config = config or TransferConfig()
     torch.manual_seed(config.seed)
     model = build_model(config, tasks.X_old_train.shape[1], len(tasks.old_classes))
-    history = train_classifier(
+    history = fit(
         model, tasks.X_old_train, tasks.y_old_train, epochs=config.pretrain_epochs, lr=config.lr,
         batch_size=config.pretrain_batch_size, optimizer=config.optimizer, seed=config.seed,
         evaluate={"old_task_acc": lambda m: accuracy(m, tasks.X_old_test, tasks.y_old_test)},
@@ -437,7 +334,7 @@ class StrategyRun:
 
     strategy: str
     lr: float
-    history: TrainHistory
+    history: History
     trainable_params: int
     model: BodyHeadNet
 
@@ -473,10 +370,10 @@ def fine_tune(
             model.freeze_body()
     evaluate = {"new_task_acc": lambda m: accuracy(m, tasks.X_new_test, tasks.y_new_test)}
     evaluate["old_task_acc"] = (
-        (lambda m: accuracy(m, tasks.X_old_test, tasks.y_old_test, head=old_head)) if old_head is not None
+        (lambda m: head_accuracy(m, tasks.X_old_test, tasks.y_old_test, old_head)) if old_head is not None
         else (lambda m: float("nan"))
     )
-    history = train_classifier(
+    history = fit(
         model, tasks.X_new_train, tasks.y_new_train, epochs=config.finetune_epochs, lr=lr,
         batch_size=config.batch_size, optimizer=config.optimizer, seed=config.seed, evaluate=evaluate,
         eval_every=1 if curves else config.finetune_epochs,
@@ -490,7 +387,7 @@ class TransferComparison:
     """All strategies of one experiment plus the pre-trained model they started from."""
 
     pretrained: BodyHeadNet
-    pretrain_history: TrainHistory
+    pretrain_history: History
     runs: dict[str, StrategyRun]
 
     @property
@@ -499,8 +396,8 @@ class TransferComparison:
 
     def curves(self, metric: str) -> dict[str, list[float]]:
         """``metric`` ("new_task_acc", "old_task_acc" or "train_loss") per strategy, for plotting."""
-        return {name: run.history.history[metric] for name, run in self.runs.items()
-                if not np.all(np.isnan(run.history.history[metric]))}
+        return {name: run.history[metric] for name, run in self.runs.items()
+                if not np.all(np.isnan(run.history[metric]))}
 
     def summary(self) -> pd.DataFrame:
         rows = []
@@ -522,7 +419,7 @@ def compare_strategies(
     tasks: DigitTasks,
     config: TransferConfig | None = None,
     strategies: Sequence[str] = STRATEGIES,
-    pretrained: tuple[BodyHeadNet, TrainHistory] | None = None,
+    pretrained: tuple[BodyHeadNet, History] | None = None,
     curves: bool = True,
 ) -> TransferComparison:
     """Pre-train once (unless ``pretrained`` is given), then run every strategy from that model."""
@@ -540,7 +437,7 @@ def label_efficiency(
     config: TransferConfig | None = None,
     strategies: Sequence[str] = ("from scratch", "frozen body (head only)", "fine-tune (small lr)"),
     sample_seeds: Sequence[int] = (0, 1),
-    pretrained: tuple[BodyHeadNet, TrainHistory] | None = None,
+    pretrained: tuple[BodyHeadNet, History] | None = None,
 ) -> pd.DataFrame:
     """New-task test accuracy against the number of labels per class, over several label draws.
 
