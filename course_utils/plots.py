@@ -4,6 +4,8 @@ A learner should *look* at a run rather than read a column of numbers, and every
 the same quantity the same way so that plots are comparable across notebooks. Each function takes an
 optional ``ax`` (so lessons can put several panels side by side), draws with plain matplotlib (works
 headless, no seaborn), and returns the Axes it drew on so tests and notebooks can inspect it.
+
+Used by every lesson; each plot helper names the lesson it was written for.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ small API, so that the lesson and its exercise compare like with like:
 * :func:`tune_decision_tree` and :func:`cv_results_table` for scikit-learn's ``GridSearchCV``.
 
 An objective is any function ``params -> float``; by default larger is better.
+
+Taught in lesson 03 (hyperparameter tuning).
 """
 
 from __future__ import annotations

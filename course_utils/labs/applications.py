@@ -6,6 +6,8 @@ ranking, not classification. The data here is either bundled with scikit-learn (
 *synthetic and generated with a fixed seed* (transactions, shopping baskets), so every run of the
 lesson prints the same numbers without downloading anything; the lesson labels it as synthetic.
 The helpers also cover the challenges each domain brings: drift, privacy, explanations, cold start.
+
+Taught in lesson 07 (real-world applications); lesson 04 uses its breast-cancer splits.
 """
 
 from __future__ import annotations

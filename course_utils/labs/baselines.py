@@ -5,6 +5,8 @@ on a CPU: "is there signal in this data at all?" and "did this cleaning step hel
 Lesson 02 uses it for the second question: the same baseline trained on raw and on cleaned tweets,
 scored on the same clean held-out test set, and scored on test rows that leaked from training
 versus rows it has never seen.
+
+Taught in lesson 02 (selecting and cleaning a custom dataset).
 """
 
 from __future__ import annotations

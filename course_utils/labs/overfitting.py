@@ -5,6 +5,8 @@ overfits a few hundred digits, but the MLP trains in a second on a laptop CPU. S
 every remedy (early stopping, dropout, weight decay, fewer epochs, frozen layers, cleaner labels)
 on the MLP, where a learner can afford to compare ten runs side by side, and the ideas carry over
 unchanged to the transformer lessons.
+
+Taught in lesson 06 (overfitting and best practices).
 """
 
 from __future__ import annotations

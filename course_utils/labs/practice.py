@@ -4,6 +4,8 @@ An exercise that says "run this model with two learning rates" needs the model t
 the learner's notebook, in the solution and in the instructor's reference run that fixes the
 expected numbers. Keeping it here (small and seeded, on the lessons' own training loop) gives all
 three the same code.
+
+Used by the exercises of lesson 03 (the learning-rate practice problem).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ the lesson can compare four strategies side by side:
 The network is a *body* (the feature extractor) plus a *head* (one linear layer per task). The new
 task gets a new head; the old task keeps its pre-trained head. Measuring the old task through the
 *fine-tuned* body and the *old* head shows how much of the pre-trained knowledge survived.
+
+Taught in lesson 01 (what fine-tuning is).
 """
 
 from __future__ import annotations
