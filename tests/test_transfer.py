@@ -185,3 +185,19 @@ def test_label_efficiency_one_row_per_size_and_strategy(tasks, pretrained):
     assert table["new_task_acc"].between(0, 1).all() and table["new_task_std"].notna().all()
     with pytest.raises(ConfigError):
         label_efficiency(tasks, [], FAST, pretrained=pretrained)
+
+
+def test_learning_rate_sweep_reports_each_rate_and_seed_on_both_tasks():
+    from course_utils.labs.transfer import learning_rate_sweep
+
+    tasks = make_digit_tasks(labels_per_class=5, canvas=12, seed=0)
+    pre = pretrain(tasks, FAST)
+    table = learning_rate_sweep(pre, tasks, {"small": 1e-3, "large": 3e-2}, FAST, seeds=(0, 1), epochs=3)
+    assert len(table) == 4 and set(table["learning_rate"]) == {"small", "large"}
+    assert table["old_task_acc"].between(0, 1).all() and table["new_task_acc"].between(0, 1).all()
+    assert (table["old_task_drop"] == pre[1].final("old_task_acc") - table["old_task_acc"]).all()
+    # seeds draw different labelled sets, so two seeds do not give the same run
+    small = table[table["learning_rate"] == "small"]
+    assert small["final_train_loss"].nunique() == 2
+    with pytest.raises(ConfigError):
+        learning_rate_sweep(pre, tasks, {"bad": 0.0}, FAST)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -469,3 +469,38 @@ def label_efficiency(
         old_task_acc=("old_task_acc", "mean"),
     )
     return table.reset_index()
+
+
+def learning_rate_sweep(
+    pretrained: tuple[BodyHeadNet, History],
+    tasks: DigitTasks,
+    learning_rates: Mapping[str, float],
+    config: TransferConfig | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 90,
+) -> pd.DataFrame:
+    """Full fine-tuning at each learning rate, over several seeds and label draws, with a long budget.
+
+    Taught in lesson 01 (catastrophic forgetting). Each seed draws another labelled set of the new
+    task and another head initialisation, so the spread shows how much of a difference is luck.
+    Every rate gets the same, generous number of epochs (``epochs``), long enough for the slow rate
+    to finish learning its 25 images too: a rate is not judged by a budget that suits another. One
+    row per (rate, seed): the new task's and the old task's test accuracy, and the final training loss.
+    """
+    config = config or TransferConfig()
+    if not learning_rates or not seeds:
+        raise ConfigError("learning_rate_sweep needs at least one learning rate and one seed.")
+    if any(not lr > 0 for lr in learning_rates.values()):
+        raise ConfigError(f"learning rates must be positive, got {dict(learning_rates)}.")
+    model, history = pretrained
+    rows = []
+    for name, lr in learning_rates.items():
+        for seed in seeds:
+            drawn = tasks.with_labels_per_class(tasks.labels_per_class, sample_seed=seed)
+            cfg = dataclasses.replace(config, seed=seed, small_lr=float(lr), finetune_epochs=int(epochs))
+            run = fine_tune(model, drawn, "fine-tune (small lr)", cfg, curves=False)
+            rows.append({"learning_rate": name, "lr": float(lr), "seed": seed,
+                         "new_task_acc": run.final("new_task_acc"), "old_task_acc": run.final("old_task_acc"),
+                         "old_task_drop": history.final("old_task_acc") - run.final("old_task_acc"),
+                         "final_train_loss": run.final("train_loss")})
+    return pd.DataFrame(rows)
