@@ -184,6 +184,28 @@ def fix_mojibake(df: pd.DataFrame) -> tuple[pd.DataFrame, StepReport]:
     return out, StepReport("fix_mojibake", len(df), len(out), changed, examples)
 
 
+def mojibake_outcomes(texts: pd.Series) -> pd.Series:
+    """What :func:`fix_mojibake` does to each text: unchanged, spacing, repaired, stripped or emptied.
+
+    ``spacing``: only runs of white space were collapsed. ``repaired``: ftfy turned it into clean text (HTML entities such as ``&amp;``, curly quotes,
+    undoable encoding errors). ``stripped``: mojibake ftfy could not undo (the original bytes are gone
+    from this corpus) was cut out, so an emoji or an accented letter is lost rather than restored.
+    ``emptied``: nothing was left, and the row is dropped. Lesson 02 counts these, so the lesson says
+    what cleaning can and cannot recover.
+    """
+    if not isinstance(texts, pd.Series):
+        raise DataError(f"mojibake_outcomes: expected a pandas Series of texts, got {type(texts).__name__}.")
+    original = texts.astype(str)
+    after_ftfy = original.map(ftfy.fix_text)
+    final = original.map(_repair)
+    outcome = pd.Series("unchanged", index=texts.index, dtype=object)
+    outcome[final != original] = "spacing"
+    outcome[after_ftfy != original] = "repaired"
+    outcome[after_ftfy.map(lambda text: _JUNK_RUN.search(text) is not None)] = "stripped"
+    outcome[final.str.len() == 0] = "emptied"
+    return outcome.rename("outcome")
+
+
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<!\w)@\w{1,30}")
 
@@ -246,7 +268,9 @@ def filter_confidence(
 
     Low-agreement rows are where humans disagreed; a model cannot be expected to be right on them,
     and training on them adds label noise. About one tweet in seven has no agreement recorded at
-    all; those rows are dropped too unless ``keep_missing=True``, because unknown is not high.
+    all; those rows are dropped too unless ``keep_missing=True``, because unknown is not high. In
+    the course corpus those rows are whole sub-corpora (lesson 02's topic table), so dropping them
+    drops topics, not noise: lesson 02 measures both effects separately.
     """
     _check_text_frame(df, "filter_confidence")
     if "confidence" not in df.columns:
@@ -366,7 +390,13 @@ def split_dataset(
     rest, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=df[label_column])
     relative_val = val_size / (1.0 - test_size)
     train, val = train_test_split(rest, test_size=relative_val, random_state=seed, stratify=rest[label_column])
-    return Splits(train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True))
+    frames = {"train": train, "validation": val, "test": test}
+    for name, frame in frames.items():
+        frame = frame.reset_index(drop=True)
+        # The split travels with the frame, so helpers that make a choice can refuse the test split.
+        frame.attrs["split"] = name
+        frames[name] = frame
+    return Splits(**frames)
 
 
 @dataclass

@@ -100,8 +100,9 @@ def test_dataset_plan_structure():
 
 
 def test_grid_parameters_must_come_from_the_grid():
-    assert evaluate("q3_3", {"criterion": "gini", "max_depth": 3, "min_samples_split": 2}).passed
-    assert not evaluate("q3_3", {"criterion": "gini", "max_depth": 3}).passed
+    assert evaluate("q3_3", {"criterion": "gini", "max_depth": 10, "min_samples_split": 2}).passed
+    assert evaluate("q3_3", {"criterion": "entropy", "max_depth": None, "min_samples_split": 5}).passed
+    assert not evaluate("q3_3", {"criterion": "gini", "max_depth": 10}).passed
     assert "not in the grid" in evaluate("q3_3", {"criterion": "gini", "max_depth": 7, "min_samples_split": 2}).message
 
 

@@ -224,3 +224,12 @@ def test_load_course_dataset_names(write_csv):
     assert len(load_course_dataset(str(write_csv("text,label\na,x\nb,y\n")))) == 2
     with pytest.raises(DataError, match="unknown dataset 'twets'"):
         load_course_dataset("twets")
+
+
+def test_mojibake_outcomes_say_what_cleaning_could_and_could_not_recover():
+    from course_utils.data import mojibake_outcomes
+
+    texts = pd.Series(["plain text", "fish &amp; chips", "too   many spaces", "Google’¢_äŒ_Ü¢s car", "¢_äŒ_Ü¢"])
+    assert mojibake_outcomes(texts).tolist() == ["unchanged", "repaired", "spacing", "stripped", "emptied"]
+    with pytest.raises(DataError):
+        mojibake_outcomes(["not a series"])

@@ -105,10 +105,10 @@ def test_cheap_answers_score_zero(spec):
 
 
 def test_params_have_no_half_marks_for_any_grid_point():
-    entry = {"expected": {"criterion": "gini", "max_depth": 3, "min_samples_split": 2}, "grid": questions.TREE_GRID}
+    entry = {"expected": {"criterion": "gini", "max_depth": 10, "min_samples_split": 2}, "grid": questions.TREE_GRID}
     q = questions.get("q3_3")
     assert grading.score_answer(q, {"ok": True, "value": dict(entry["expected"])}, entry)[:2] == (2.0, "ok")
-    other = {"criterion": "entropy", "max_depth": 2, "min_samples_split": 10}
+    other = {"criterion": "entropy", "max_depth": 20, "min_samples_split": 10}
     assert grading.score_answer(q, {"ok": True, "value": other}, entry)[0] == 0.0
 
 

@@ -3,8 +3,8 @@
 Before fine-tuning a transformer, a linear model on word counts answers two questions in seconds
 on a CPU: "is there signal in this data at all?" and "did this cleaning step help or hurt?".
 Lesson 02 uses it for the second question: the same baseline trained on raw and on cleaned tweets,
-scored on the same clean held-out test set, and scored on test rows that leaked from training
-versus rows it has never seen.
+scored on the same clean validation set (choosing a step is a decision, so it is never made on
+test), and scored on test rows that leaked from training versus rows it has never seen.
 
 Taught in lesson 02 (selecting and cleaning a custom dataset).
 """
@@ -164,24 +164,43 @@ def drop_overlap(df: pd.DataFrame, reference: pd.DataFrame, near: bool = True) -
 
 def compare_training_sets(
     train_sets: Mapping[str, pd.DataFrame],
-    test_df: pd.DataFrame,
+    validation_df: pd.DataFrame,
     config: BaselineConfig | None = None,
+    by: str | None = None,
 ) -> pd.DataFrame:
-    """Train the same baseline on each named training set and score all on one test set.
+    """Train the same baseline on each named training set and score all on one validation set.
 
-    Holding the model and the test set fixed makes the training data the only thing that differs,
-    which is the only way to tell whether a cleaning step helped.
+    Holding the model and the evaluation set fixed makes the training data the only thing that
+    differs, which is the only way to tell whether a cleaning step helped. Choosing a cleaning step
+    is a decision, so it is judged on **validation**: a frame that :func:`course_utils.data.split_dataset`
+    marked as the test split is refused (the test set is scored once, at the end).
+
+    ``by`` names a column of ``validation_df``: the macro-F1 within each of its values is added as
+    ``macro_f1[value]`` columns, to see *where* a training set wins or loses.
     """
     if not train_sets:
         raise ConfigError("compare_training_sets needs at least one training set.")
+    if validation_df.attrs.get("split") == "test":
+        raise ConfigError(
+            "compare_training_sets: this frame is the test split. Choosing between training sets is a "
+            "decision, so make it on the validation split (splits.validation); score the test set once, "
+            "at the end, with the choice already made."
+        )
+    if by is not None and by not in validation_df.columns:
+        raise ConfigError(f"compare_training_sets: by={by!r} is not a column of the validation frame "
+                          f"(columns: {list(validation_df.columns)}).")
     rows = []
     for name, train in train_sets.items():
         start = time.perf_counter()
         model = fit_baseline(train, config)
         seconds = time.perf_counter() - start
-        m = evaluate_baseline(model, test_df)
-        rows.append({"training set": name, "train_rows": len(train), "accuracy": round(m["accuracy"], 4),
-                     "macro_f1": round(m["macro_f1"], 4), "fit_seconds": round(seconds, 1)})
+        m = evaluate_baseline(model, validation_df)
+        row = {"training set": name, "train_rows": len(train), "accuracy": round(m["accuracy"], 4),
+               "macro_f1": round(m["macro_f1"], 4), "fit_seconds": round(seconds, 1)}
+        if by is not None:
+            for value, part in validation_df.groupby(by, sort=True):
+                row[f"macro_f1[{value}]"] = round(evaluate_baseline(model, part)["macro_f1"], 4)
+        rows.append(row)
     return pd.DataFrame(rows).set_index("training set")
 
 

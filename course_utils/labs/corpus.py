@@ -1,0 +1,77 @@
+"""What the tweet corpus contains: the topic of each tweet, and the corpus described per topic.
+
+The corpus ships as one file of 38,158 labelled tweets, but it was aggregated from several
+sentiment collections about different things (airlines, the NFL's DeflateGate, Apple, self-driving
+cars, a music festival, an allergy drug). Which topic a tweet belongs to is not a column of the file,
+so it is recovered here with keyword rules, and the rules are checked by what they leave over
+(``topic == "other"`` should be a small remainder a reader can inspect).
+
+Why it matters: the sub-corpora were labelled by different annotation jobs, with different label
+mixes (most self-driving-car tweets are neutral, most airline tweets negative), and some of them
+record no annotator confidence at all. A cleaning step that looks like "drop noisy labels" can in
+fact drop a whole topic. Lesson 02 measures exactly that.
+
+Taught in lesson 02 (selecting and cleaning a custom dataset).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from course_utils.errors import DataError
+
+__all__ = ["TOPIC_PATTERNS", "tweet_topics", "topic_table"]
+
+#: Topic -> regular expression on the lower-cased text. The first topic that matches wins, in this
+#: order; tweets that match none are ``"other"``. Built by reading the corpus's most frequent words
+#: and hashtags (lesson 02 prints what is left unmatched, so a reader can check the rules).
+TOPIC_PATTERNS: dict[str, str] = {
+    "airlines": (
+        r"@(?:united|usairways|americanair|southwestair|jetblue|virginamerica|deltaassist|delta)\b"
+        r"|\bflight|\bairline|\bairport|\bplane\b|\bbaggage|\bluggage"
+    ),
+    "NFL / DeflateGate": r"deflat|patriots|\bbrady|belichick|\bnfl\b|super ?bowl|football|seahawks",
+    "Apple": r"\bapple\b|@apple|\baapl\b|\biphone|\bipad|\bmacbook|\bitunes|\bios\b",
+    "self-driving cars": (
+        r"driverless|driver[- ]+less|self[- ]?driving|autonomous|automous|automated (?:car|vehicle)"
+        r"|connected car|\bgoogle ?cars?\b|\brobot ?cars?\b"
+    ),
+    "Coachella": r"coachella",
+    "Claritin": r"claritin|allerg",
+}
+_COMPILED = {topic: re.compile(pattern) for topic, pattern in TOPIC_PATTERNS.items()}
+
+
+def tweet_topics(texts: pd.Series) -> pd.Series:
+    """The topic of each text by :data:`TOPIC_PATTERNS` (first match wins, else ``"other"``)."""
+    if not isinstance(texts, pd.Series):
+        raise DataError(f"tweet_topics: expected a pandas Series of texts, got {type(texts).__name__}.")
+    lowered = texts.astype(str).str.lower()
+    topic = pd.Series("other", index=texts.index, dtype=object)
+    undecided = pd.Series(True, index=texts.index)
+    for name, pattern in _COMPILED.items():
+        hit = undecided & lowered.str.contains(pattern, regex=True)
+        topic[hit] = name
+        undecided &= ~hit
+    return topic.rename("topic")
+
+
+def topic_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows, share of the corpus, label shares and share without a confidence value, per topic.
+
+    Sorted by size. The ``no confidence`` column is what lesson 02's confidence filter silently
+    removes along with low-agreement rows.
+    """
+    for column in ("text", "label"):
+        if column not in df.columns:
+            raise DataError(f"topic_table: the frame has no {column!r} column (columns: {list(df.columns)}).")
+    topics = tweet_topics(df["text"])
+    table = pd.crosstab(topics, df["label"], normalize="index")
+    table.columns = [f"{label} share" for label in table.columns]
+    table.insert(0, "rows", topics.value_counts())
+    table.insert(1, "share of corpus", topics.value_counts(normalize=True))
+    if "confidence" in df.columns:
+        table["no confidence"] = df["confidence"].isna().groupby(topics).mean()
+    return table.sort_values("rows", ascending=False)

@@ -1,0 +1,109 @@
+"""No notebook chooses anything on a test split (issue 14's first rule), checked in two ways.
+
+1. The helpers that make a choice refuse a test split themselves (see test_corpus.py for
+   ``compare_training_sets``; ``split_dataset`` marks each frame with the split it is).
+2. A scanner reads every code cell of the lessons, exercises and solutions and flags a call to a
+   selection helper (a comparison, a search, a threshold chooser, a search object's ``fit``) whose
+   arguments name test data (``X_test``, ``splits.test``, ``test_df``...). Scoring the test set once,
+   at the end (``metrics_at_threshold``, ``accuracy``, ``classification_metrics``), is not selection
+   and is not flagged. The scanner is tested on snippets, so it is known to be able to fail.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p for folder in ("notebooks", "exercises", "solutions") for p in (ROOT / folder).glob("*.ipynb"))
+
+#: Functions whose job is to choose (a training set, a threshold, hyperparameters, a search winner).
+SELECTORS = {
+    "compare_training_sets", "threshold_for_recall", "tune_decision_tree", "grid_search", "random_search",
+    "bayesian_search", "compare_searches", "cross_val_score", "cross_validate", "GridSearchCV",
+    "RandomizedSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV",
+}
+#: Receivers whose ``.fit(...)`` is a search (GridSearchCV objects and the like, by their names).
+SEARCH_RECEIVER = re.compile(r"search|grid|^cv$|_cv$|study", re.IGNORECASE)
+TEST_NAME = re.compile(r"(^|_)test($|_)", re.IGNORECASE)
+
+
+def _names(node: ast.AST) -> list[str]:
+    found = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            found.append(sub.id)
+        elif isinstance(sub, ast.Attribute):
+            found.append(sub.attr)
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            found.append(sub.value)
+    return found
+
+
+def _callee(call: ast.Call) -> tuple[str, str]:
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id, ""
+    if isinstance(func, ast.Attribute):
+        receiver = func.value
+        if isinstance(receiver, ast.Name):
+            return func.attr, receiver.id
+        if isinstance(receiver, ast.Attribute):
+            return func.attr, receiver.attr
+        if isinstance(receiver, ast.Call):
+            return func.attr, _callee(receiver)[0]
+    return "", ""
+
+
+def selections_on_test(source: str) -> list[str]:
+    """The calls in ``source`` that choose something while being given test data."""
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return []
+    flagged = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name, receiver = _callee(node)
+        is_selector = name in SELECTORS or (name == "fit" and (receiver in SELECTORS or SEARCH_RECEIVER.search(receiver or "")))
+        if not is_selector:
+            continue
+        arguments = [*node.args, *(k.value for k in node.keywords)]
+        if any(TEST_NAME.search(n) for arg in arguments for n in _names(arg)):
+            flagged.append(ast.unparse(node)[:120])
+    return flagged
+
+
+@pytest.mark.parametrize("snippet", [
+    "effect = compare_training_sets(training_sets, splits.test)",
+    "search = GridSearchCV(tree, grid, cv=5)\nsearch.fit(X_test, y_test)",
+    "GridSearchCV(tree, grid).fit(X_test, y_test)",
+    "t = threshold_for_recall(y_test, scores_test, 0.95)",
+    "best = tune_decision_tree(data.X_test, data.y_test)",
+])
+def test_the_scanner_flags_selection_on_test_data(snippet):
+    assert selections_on_test(snippet), snippet
+
+
+@pytest.mark.parametrize("snippet", [
+    "effect = compare_training_sets(training_sets, splits.validation)",
+    "search.fit(X_train, y_train)\nprint(search.score(X_test, y_test))",
+    "t = threshold_for_recall(y_val, scores_val, 0.95)\nm = metrics_at_threshold(y_test, scores_test, t)",
+    "model.fit(X_train, y_train)",
+])
+def test_the_scanner_lets_a_final_test_score_through(snippet):
+    assert not selections_on_test(snippet), snippet
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_notebook_selects_on_a_test_split(path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    flagged = [f"cell {i}: {call}" for i, cell in enumerate(cells) if cell["cell_type"] == "code"
+               for call in selections_on_test("".join(cell["source"]))]
+    assert not flagged, f"{path.name} chooses on test data (choose on validation or CV):\n" + "\n".join(flagged)
