@@ -16,6 +16,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from cycler import cycler
 
 from course_utils.errors import ConfigError, DataError
 
@@ -27,6 +28,34 @@ __all__ = [
     "plot_class_balance",
     "plot_search_points",
 ]
+
+
+#: Okabe and Ito's palette: told apart by readers with the common colour-vision deficiencies.
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
+#: One line style per colour, so the series still differ when a page is printed in grey.
+LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (7, 2, 2, 2)))
+
+
+def use_course_style() -> None:
+    """Make every later matplotlib line cycle through :data:`OKABE_ITO` *and* :data:`LINE_STYLES`.
+
+    Applied when this module is imported, so lessons that import a plot helper get it without a call;
+    colours a helper pins itself (a red threshold marker) are left alone.
+    """
+    plt.rcParams["axes.prop_cycle"] = cycler(color=list(OKABE_ITO)) + cycler(linestyle=list(LINE_STYLES))
+
+
+use_course_style()
+
+
+def _legend(ax: plt.Axes, handles=None, labels=None, **kwargs):
+    """A legend with each label once (drawing a threshold twice must not list it twice)."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    unique: dict[str, Any] = {}
+    for handle, label in zip(handles, labels):
+        unique.setdefault(label, handle)
+    return ax.legend(list(unique.values()), list(unique.keys()), **kwargs)
 
 
 def _axes(ax: plt.Axes | None, figsize: tuple[float, float] = (6.0, 4.0)) -> plt.Axes:
@@ -105,7 +134,7 @@ def plot_learning_curves(
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    _legend(ax, fontsize="small")
     return ax
 
 
@@ -188,7 +217,7 @@ def plot_pr_curve(
     ax.set_xlim(0.0, 1.02)
     ax.set_ylim(0.0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="lower left")
+    _legend(ax, fontsize="small", loc="lower left")
     ax.set_title("precision-recall curve")
     return ax
 
@@ -232,7 +261,7 @@ def plot_search_results(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    _legend(ax, fontsize="small")
     return ax
 
 
@@ -387,7 +416,7 @@ def plot_threshold_curves(
     ax.set_ylabel("score")
     ax.set_ylim(0.0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="lower left")
+    _legend(ax, fontsize="small", loc="lower left")
     ax.set_title("precision and recall vs threshold")
     return ax
 
@@ -400,7 +429,7 @@ def plot_training_history(history: Any, metric: str = "macro_f1", axes: Sequence
     ``smooth`` steps; single steps are noisy, the trend is what tells you whether it learns. Right:
     training and validation loss per epoch, and the validation ``metric`` on a second axis, with the
     best epoch marked — validation loss rising while training loss falls is overfitting.
-    Takes a ``TrainHistory`` or its ``to_dict()``.
+    Takes a ``History`` or its ``to_dict()``.
     """
     data = history.to_dict() if hasattr(history, "to_dict") else dict(history)
     missing = [k for k in ("step", "loss", "epochs") if k not in data]
@@ -422,7 +451,7 @@ def plot_training_history(history: Any, metric: str = "macro_f1", axes: Sequence
     loss_ax.set_ylabel("training loss")
     loss_ax.set_title("training loss")
     loss_ax.grid(alpha=0.3)
-    loss_ax.legend(fontsize="small")
+    _legend(loss_ax, fontsize="small")
 
     rows = pd.DataFrame(data["epochs"])
     if rows.empty:
@@ -446,5 +475,5 @@ def plot_training_history(history: Any, metric: str = "macro_f1", axes: Sequence
     if data.get("best_epoch"):
         epoch_ax.axvline(data["best_epoch"], color="grey", linestyle="--", linewidth=1)
     epoch_ax.set_title("per epoch" + (f" (best epoch {data['best_epoch']}, dashed)" if data.get("best_epoch") else ""))
-    epoch_ax.legend(handles, labels, fontsize="small", loc="best")
+    _legend(epoch_ax, handles, labels, fontsize="small", loc="best")
     return np.asarray(axes)

@@ -265,8 +265,12 @@ def _fingerprint(texts: Sequence[str], labels: np.ndarray) -> str:
 
 
 @dataclass
-class TrainHistory:
-    """Loss per optimizer step and metrics per epoch: what ``plots.plot_training_history`` draws."""
+class History:
+    """Loss per optimizer step and metrics per epoch: what ``plots.plot_training_history`` draws.
+
+    Named like the labs' ``course_utils.labs.loop.History`` because it means the same thing (what one
+    ``fit`` returns); this one also keeps per-step losses and throughput, which the BERT runs need.
+    """
 
     step: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
@@ -283,7 +287,7 @@ class TrainHistory:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> TrainHistory:
+    def from_dict(cls, data: dict) -> History:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def epoch_frame(self) -> pd.DataFrame:
@@ -355,7 +359,7 @@ class Trainer:
             names = [model.config.id2label[i] for i in range(model.config.num_labels)]
             if not all(n.startswith("LABEL_") for n in names):
                 self.labels = tuple(names)
-        self.history = TrainHistory()
+        self.history = History()
         self.global_step = 0
         self.epoch = 0
         self.shapes_seen: set[tuple[int, int]] = set()
@@ -426,8 +430,8 @@ class Trainer:
 
     # -- training ---------------------------------------------------------------------------------------
 
-    def fit(self, train: pd.DataFrame, validation: pd.DataFrame | None = None, resume: bool = False) -> TrainHistory:
-        """Train for ``config.epochs`` (or until early stopping); return the :class:`TrainHistory`.
+    def fit(self, train: pd.DataFrame, validation: pd.DataFrame | None = None, resume: bool = False) -> History:
+        """Train for ``config.epochs`` (or until early stopping); return the :class:`History`.
 
         ``resume=True`` continues from ``output_dir/checkpoint`` when one exists (and says so when
         none does). The run must have the same data and trajectory-deciding settings.
@@ -476,7 +480,7 @@ class Trainer:
                                             "warmup_ratio", "weight_decay", "gradient_accumulation", "seed",
                                             "group_by_length", "max_grad_norm", "precision")},
         }
-        self.history, self.global_step, start_epoch, skip = TrainHistory(), 0, 0, 0
+        self.history, self.global_step, start_epoch, skip = History(), 0, 0, 0
         self._best_state, self._bad_epochs = None, 0
         if resume:
             restored = self._load_checkpoint(optimizer, scheduler, fingerprint)
@@ -804,7 +808,7 @@ class Trainer:
         self._apply_weights(self._load_weights(folder), folder)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        self.history = TrainHistory.from_dict(state["history"])
+        self.history = History.from_dict(state["history"])
         self.global_step, self._bad_epochs = state["global_step"], state["bad_epochs"]
         if self.history.best_epoch is not None and self._out(BEST_DIR).is_dir():
             self._best_state = self._load_weights(self._out(BEST_DIR))

@@ -189,3 +189,24 @@ def test_class_balance_shared_axes_keep_room_for_the_taller_panel():
     plot_class_balance(pd.DataFrame({"label": ["x"] * 10}), ax=a)
     plot_class_balance(pd.DataFrame({"label": ["x"] * 5}), ax=b)
     assert a.get_ylim()[1] >= 12
+
+
+def test_lines_differ_by_style_as_well_as_colour_so_they_read_in_grey():
+    ax = plot_learning_curves({"a": [1, 2, 3], "b": [2, 3, 4], "c": [3, 4, 5]}, ylabel="loss")
+    lines = ax.get_lines()[:3]
+    assert len({line.get_color() for line in lines}) == 3
+    assert len({(line.get_linestyle(), line.get_marker()) for line in lines}) == 3
+    plain = plt.subplots()[1]
+    first, second = plain.plot([0, 1]), plain.plot([1, 0])
+    assert first[0].get_linestyle() != second[0].get_linestyle()  # the course style, not only the helpers
+
+
+def test_a_threshold_drawn_twice_is_listed_once_and_every_axis_has_a_y_label():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    ax = plot_pr_curve(y, scores, threshold=0.5)
+    plot_pr_curve(y, scores * 0.9, threshold=0.5, ax=ax)
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert len(labels) == len(set(labels)) and sum("threshold" in label for label in labels) == 1
+    assert ax.get_ylabel()
+    assert plot_class_balance(pd.DataFrame({"label": ["a", "b", "b"]})).get_ylim()[0] == 0

@@ -381,7 +381,8 @@ QUESTIONS: tuple[Question, ...] = (
              "F1 = 2PR / (P + R), and 0 when P + R == 0; reuse your precision and recall.",
              "cases", _metric_function("f1_score"), channel="function"),
     Question("q4_5", "04_evaluation_metrics", "threshold",
-             f"The highest decision threshold that reaches recall >= {TARGET_RECALL} for malignant tumours on the test set.",
+             f"The highest decision threshold that reaches recall >= {TARGET_RECALL} for malignant tumours on the "
+             "validation set (chosen there; the test set only confirms it, once).",
              "Sort the thresholds from high to low and keep the first whose recall reaches the target "
              "(course_utils.metrics.threshold_for_recall does exactly this). Pass y_true= and scores= to check it.",
              "threshold", _threshold(TARGET_RECALL), points=2.0),
