@@ -391,6 +391,16 @@ def split_dataset(
     relative_val = val_size / (1.0 - test_size)
     train, val = train_test_split(rest, test_size=relative_val, random_state=seed, stratify=rest[label_column])
     frames = {"train": train, "validation": val, "test": test}
+    # Stratification rounds: a class with 3-9 rows can come out with none in validation or test.
+    # Move one row of it from the split that has the most, so every split sees every class.
+    for label in counts.index:
+        for name in ("validation", "test"):
+            if (frames[name][label_column] == label).any():
+                continue
+            donor = max(("train", "validation", "test"), key=lambda n: int((frames[n][label_column] == label).sum()))
+            row = frames[donor].index[frames[donor][label_column] == label][0]
+            frames[name] = pd.concat([frames[name], frames[donor].loc[[row]]])
+            frames[donor] = frames[donor].drop(index=row)
     for name, frame in frames.items():
         frame = frame.reset_index(drop=True)
         # The split travels with the frame, so helpers that make a choice can refuse the test split.
@@ -473,7 +483,7 @@ def stratified_sample(df: pd.DataFrame, n: int | None, seed: int = 42, label_col
 
 
 def load_text_file(
-    path: str | os.PathLike, text_column: str = "text", label_column: str = "label"
+    path: str | os.PathLike, text_column: str = "text", label_column: str = "label", fold_label_case: bool = False
 ) -> pd.DataFrame:
     """Load a CSV, JSON or JSON Lines file of labelled texts and validate it.
 
@@ -504,7 +514,12 @@ def load_text_file(
         elif suffix == ".json":
             frame = pd.DataFrame(json.loads(content))
         elif suffix in {".csv", ".tsv", ".txt"}:
-            frame = pd.read_csv(io.StringIO(content), sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=True)
+            sep = "\t" if suffix == ".tsv" else ","
+            header = pd.read_csv(io.StringIO(content), sep=sep, nrows=0).columns
+            # Only the two needed columns, as strings: a wide export costs memory for nothing otherwise.
+            wanted = [c for c in (text_column, label_column) if c in header]
+            frame = pd.read_csv(io.StringIO(content), sep=sep, dtype=str, keep_default_na=True,
+                                usecols=wanted if len(wanted) == 2 else None)
         else:
             raise DataError(f"{p}: unsupported file type {suffix!r}; use .csv, .tsv, .json or .jsonl.")
     except DataError:
@@ -512,7 +527,43 @@ def load_text_file(
     except (ValueError, pd.errors.ParserError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{p}: could not be parsed as {suffix[1:].upper()}: {first}") from None
-    return validate_labelled_frame(frame, text_column, label_column, source=str(p), header_offset=2 if suffix != ".jsonl" and suffix != ".json" else 1)
+    return validate_labelled_frame(frame, text_column, label_column, source=str(p),
+                                   header_offset=2 if suffix not in {".jsonl", ".json"} else 1,
+                                   fold_label_case=fold_label_case)
+
+
+def _canonical_label(value) -> str:
+    """``0``, ``0.0``, ``"0"`` and ``" 0.0 "`` are one class: integer-valued numbers print as integers."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if np.isfinite(number) and number.is_integer():
+        return str(int(number))
+    return text
+
+
+def canonical_labels(labels: pd.Series, fold_case: bool = False, source: str = "data") -> pd.Series:
+    """Labels as strings, one spelling per class, so ``0``/``0.0``/``"0"`` do not become three classes.
+
+    Numbers are canonicalised silently (``1.0`` -> ``"1"``): they cannot mean different things.
+    Spellings that differ only by case (``Positive``/``positive``/``POSITIVE``) *may* be different
+    classes in someone's scheme, so they are an error that names them, unless ``fold_case=True``
+    (``--fold-label-case``), which lower-cases every label and says so in the error's place.
+    """
+    out = labels.map(_canonical_label)
+    spellings = out.groupby(out.str.casefold()).unique()
+    clashes = {key: sorted(values) for key, values in spellings.items() if len(values) > 1}
+    if clashes and not fold_case:
+        shown = "; ".join(" / ".join(repr(v) for v in values) for values in list(clashes.values())[:3])
+        raise DataError(
+            f"{source}: labels that differ only by upper/lower case: {shown}. If they are the same class, "
+            "pass fold_label_case=True (--fold-label-case) to merge them; otherwise rename them apart."
+        )
+    return out.str.lower() if fold_case else out
 
 
 def validate_labelled_frame(
@@ -521,8 +572,13 @@ def validate_labelled_frame(
     label_column: str = "label",
     source: str = "data",
     header_offset: int = 2,
+    fold_label_case: bool = False,
 ) -> pd.DataFrame:
-    """Check a frame of labelled texts and return it as ``text``/``label`` string columns."""
+    """Check a frame of labelled texts and return it as ``text``/``label`` string columns.
+
+    Labels go through :func:`canonical_labels` (numbers canonicalised; case variants refused unless
+    ``fold_label_case``).
+    """
     for col, role in ((text_column, "text"), (label_column, "label")):
         if col not in frame.columns:
             raise DataError(
@@ -547,7 +603,8 @@ def validate_labelled_frame(
             f"{source}: column {label_column!r} has {int(missing.sum())} missing label(s) (NaN or empty), "
             f"first at row {row}; every row needs a label."
         )
-    out = pd.DataFrame({"text": texts.astype(str).values, "label": labels.astype(str).str.strip().values})
+    out = pd.DataFrame({"text": texts.astype(str).values,
+                        "label": canonical_labels(labels, fold_label_case, source).values})
     classes = sorted(out["label"].unique())
     if len(classes) < 2:
         raise DataError(

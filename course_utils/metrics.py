@@ -35,7 +35,8 @@ def classification_metrics(y_true, y_pred, label_names: Sequence[str] | None = N
 
     ``y_true``/``y_pred`` are class indices (with ``label_names`` giving their names in order) or
     labels of any type. Classes that never occur still get a row, with zero support, so two runs
-    always produce tables of the same shape.
+    always produce tables of the same shape; they are named in ``zero_support`` and a class that
+    neither occurs nor is predicted is left out of the macro averages instead of counting as 0.
     """
     y_true = _as_1d(y_true, "y_true")
     y_pred = _as_1d(y_pred, "y_pred")
@@ -50,12 +51,19 @@ def classification_metrics(y_true, y_pred, label_names: Sequence[str] | None = N
         label_ids = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
         names = [str(n) for n in label_ids]
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=label_ids, zero_division=0)
+    # A class absent from both y_true and y_pred has no score, not a score of 0: averaging a 0 in would
+    # halve a perfect model's macro-F1 on a two-class test split that lost one class. Such classes are
+    # listed under "zero_support" and left out of the macro averages.
+    present = set(y_true.tolist()) | set(y_pred.tolist())
+    scored = [i for i, label in enumerate(label_ids) if label in present]
+    scored_ids = [label_ids[i] for i in scored]
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_precision": float(np.mean(p)),
-        "macro_recall": float(np.mean(r)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=label_ids, average="macro", zero_division=0)),
+        "macro_precision": float(np.mean(p[scored])),
+        "macro_recall": float(np.mean(r[scored])),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=scored_ids, average="macro", zero_division=0)),
         "weighted_f1": float(f1_score(y_true, y_pred, labels=label_ids, average="weighted", zero_division=0)),
+        "zero_support": [name for name, si in zip(names, s) if si == 0],
         "per_class": {
             name: {"precision": float(pi), "recall": float(ri), "f1": float(fi), "support": int(si)}
             for name, pi, ri, fi, si in zip(names, p, r, f, s)

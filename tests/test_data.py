@@ -233,3 +233,32 @@ def test_mojibake_outcomes_say_what_cleaning_could_and_could_not_recover():
     assert mojibake_outcomes(texts).tolist() == ["unchanged", "repaired", "spacing", "stripped", "emptied"]
     with pytest.raises(DataError):
         mojibake_outcomes(["not a series"])
+
+
+def test_every_class_reaches_every_split_even_with_three_rows():
+    rows = [("big text %d" % i, "big") for i in range(97)] + [("small text %d" % i, "small") for i in range(3)]
+    frame = pd.DataFrame(rows, columns=["text", "label"])
+    for seed in range(10):
+        splits = split_dataset(frame, val_size=0.1, test_size=0.1, seed=seed)
+        for name, part in splits.items():
+            assert set(part["label"]) == {"big", "small"}, (seed, name)
+        assert sum(len(part) for _, part in splits.items()) == 100
+
+
+def test_labels_are_canonical_and_case_variants_are_named():
+    from course_utils.data import canonical_labels
+
+    assert canonical_labels(pd.Series([0, 0.0, "0", " 0.0 ", 1.5, "x "])).tolist() == ["0", "0", "0", "0", "1.5", "x"]
+    with pytest.raises(DataError, match="'Positive' / 'positive'"):
+        canonical_labels(pd.Series(["Positive", "positive", "negative"]))
+    assert canonical_labels(pd.Series(["Positive", "positive"]), fold_case=True).tolist() == ["positive", "positive"]
+
+
+def test_metrics_name_zero_support_classes_and_leave_them_out_of_macro_averages():
+    from course_utils.metrics import classification_metrics
+
+    perfect = classification_metrics([0, 0, 0], [0, 0, 0], label_names=["a", "b"])
+    assert perfect["accuracy"] == 1.0 and perfect["macro_f1"] == 1.0
+    assert perfect["zero_support"] == ["b"] and perfect["per_class"]["b"]["support"] == 0
+    wrong = classification_metrics([0, 0], [0, 1], label_names=["a", "b"])
+    assert wrong["zero_support"] == ["b"] and wrong["macro_f1"] < 1.0  # predicted, so it is scored

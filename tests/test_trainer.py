@@ -336,3 +336,30 @@ def test_plot_training_history_draws_steps_and_epochs(trained):
     plt.close("all")
     with pytest.raises(DataError, match="empty history"):
         plot_training_history({"step": [], "loss": [], "epochs": []})
+
+
+def test_predict_reads_a_frame_by_its_text_column_and_handles_empty_and_none(trained, toy):
+    trainer, _ = trained
+    frame = toy[1].head(4)
+    from_frame = trainer.predict(frame)
+    assert len(from_frame.labels) == 4  # not one prediction for the column name "text"
+    assert from_frame.labels == trainer.predict(frame["text"].tolist()).labels
+    empty = trainer.predict([])
+    assert empty.labels == [] and empty.probabilities.shape == (0, len(trainer.labels))
+    with pytest.raises(DataError, match="None"):
+        trainer.predict(None)
+    with pytest.raises(DataError, match="no 'text' column"):
+        trainer.predict(frame.rename(columns={"text": "review"}))
+
+
+def test_numeric_labels_are_one_class_and_case_variants_need_the_flag(toy):
+    numeric = toy[0].head(24).assign(label=[0, 0.0, "0", " 1 ", 1.0, "1"] * 4)
+    trainer = make_trainer(fast_config(epochs=1))
+    trainer.fit(numeric)
+    assert trainer.labels == ("0", "1")
+    cased = toy[0].head(24).assign(label=["Positive", "positive", "NEGATIVE", "negative"] * 6)
+    with pytest.raises(DataError, match="--fold-label-case"):
+        make_trainer(fast_config(epochs=1)).fit(cased)
+    folded = make_trainer(fast_config(epochs=1, fold_label_case=True))
+    folded.fit(cased)
+    assert folded.labels == ("negative", "positive")

@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--label-column", default="label", help="column holding the labels in your file")
     data.add_argument("--labels", nargs="+", metavar="NAME",
                       help="the classes in output order (default: the sorted labels of the training split)")
+    data.add_argument("--fold-label-case", action="store_true",
+                      help="merge labels that differ only by case (Positive/positive); otherwise they are an error")
     data.add_argument("--max-train-samples", type=int, metavar="N", help="stratified subset of the training split")
     data.add_argument("--max-eval-samples", type=int, metavar="N", help="stratified subset of validation and of test")
     data.add_argument("--val-size", type=float, default=0.1, help="share of the data for validation")
@@ -99,6 +101,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         max_grad_norm=args.max_grad_norm if args.max_grad_norm else None, precision=args.precision,
         seed=args.seed, early_stopping_patience=args.patience, eval_metric=args.eval_metric,
         output_dir=args.output_dir, save_every=args.save_every, labels=args.labels, log_every=args.log_every,
+        fold_label_case=args.fold_label_case,
         pad_multiple=args.pad_multiple, compile=args.compile, device=args.device, progress=not args.no_progress,
     )
 
@@ -113,7 +116,8 @@ def _load_splits(args: argparse.Namespace):
     custom = args.data not in ("tweets", "imdb")
     if not custom and (args.text_column, args.label_column) != ("text", "label"):
         raise ConfigError("--text-column/--label-column apply to your own files, not to 'tweets' or 'imdb'.")
-    columns = {"text_column": args.text_column, "label_column": args.label_column} if custom else {}
+    columns = ({"text_column": args.text_column, "label_column": args.label_column,
+                "fold_label_case": args.fold_label_case} if custom else {})
     frame = load_course_dataset(args.data, binary=args.binary, **columns)
     splits = split_dataset(frame, val_size=args.val_size, test_size=args.test_size, seed=args.seed)
     return (stratified_sample(splits.train, args.max_train_samples, seed=args.seed),
