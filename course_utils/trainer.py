@@ -336,6 +336,54 @@ def _init_distributed(use_cuda: bool) -> tuple[int, int, int]:
 # --------------------------------------------------------------------------------------------
 
 
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file of ``folder`` to disk, so a rename after it publishes complete files only."""
+    for f in folder.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def write_folder_atomically(final: Path, write: Callable[[Path], None]) -> Path:
+    """Build a folder under a temporary name with ``write(tmp)``, fsync it, then swap it in by renames.
+
+    At every instant one complete version exists: ``final``, or (killed between the two renames)
+    ``final.old``, which :func:`complete_folder` falls back on. Used for the checkpoint, ``best/`` and
+    ``model/``: a kill while one is written never leaves a half-written folder that resume would load.
+    """
+    final = Path(final)
+    tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    _fsync_tree(tmp)
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def complete_folder(final: Path) -> Path | None:
+    """The complete version of a folder :func:`write_folder_atomically` wrote, or None if there is none."""
+    final = Path(final)
+    if final.is_dir():
+        return final
+    old = final.with_name(final.name + ".old")
+    return old if old.is_dir() else None
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file, fsync, rename: readers see the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
 class Trainer:
     """Fine-tune ``model`` (or, when none is given, the config's ``model_name``) on ``text``/``label`` frames.
 
@@ -656,7 +704,7 @@ class Trainer:
             self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
             if cfg.output_dir is not None and self.is_main:
                 with _quiet_transformers():
-                    self.model.save_pretrained(self._out(BEST_DIR))
+                    write_folder_atomically(self._out(BEST_DIR), self.model.save_pretrained)
         else:
             self._bad_epochs += 1
         if cfg.early_stopping_patience is not None and self._bad_epochs >= cfg.early_stopping_patience:
@@ -746,12 +794,13 @@ class Trainer:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model (safetensors), tokenizer and this config; ``load_pretrained(path)`` reads it back."""
         self._require_model()
-        path = Path(path)
-        with _quiet_transformers():
-            self.model.save_pretrained(path)
-            self.tokenizer.save_pretrained(path)
-        (path / "training_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-        return path
+        def write(folder: Path) -> None:
+            with _quiet_transformers():
+                self.model.save_pretrained(folder)
+                self.tokenizer.save_pretrained(folder)
+            (folder / "training_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+
+        return write_folder_atomically(Path(path), write)
 
     def _barrier(self) -> None:
         if self.world_size > 1:
@@ -777,22 +826,17 @@ class Trainer:
             states = [None] * self.world_size
             dist.all_gather_object(states, rng)
         if self.is_main:
-            final = self._out(CHECKPOINT_DIR)
-            tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
-            shutil.rmtree(tmp, ignore_errors=True)
-            with _quiet_transformers():
-                self.model.save_pretrained(tmp)
-            torch.save({
-                "format": 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "epoch": epoch, "batch_in_epoch": batch_in_epoch, "global_step": self.global_step,
-                "history": self.history.to_dict(), "bad_epochs": self._bad_epochs, "rng": states,
-                "fingerprint": fingerprint, "finished": finished,
-            }, tmp / _STATE_FILE)
-            shutil.rmtree(old, ignore_errors=True)
-            if final.exists():
-                final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
+            def write(tmp: Path) -> None:
+                with _quiet_transformers():
+                    self.model.save_pretrained(tmp)
+                torch.save({
+                    "format": 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "epoch": epoch, "batch_in_epoch": batch_in_epoch, "global_step": self.global_step,
+                    "history": self.history.to_dict(), "bad_epochs": self._bad_epochs, "rng": states,
+                    "fingerprint": fingerprint, "finished": finished,
+                }, tmp / _STATE_FILE)
+
+            write_folder_atomically(self._out(CHECKPOINT_DIR), write)
         self._barrier()
 
     def _load_weights(self, folder: Path) -> dict:
@@ -803,7 +847,11 @@ class Trainer:
             raise TrainingError(f"{folder}: no .safetensors weights; the checkpoint is incomplete, start afresh.")
         state = {}
         for f in files:
-            state.update(load_file(f))
+            try:
+                state.update(load_file(f))
+            except Exception as exc:  # safetensors raises its own error type on a truncated file
+                raise TrainingError(f"{f} cannot be read ({type(exc).__name__}: {str(exc)[:80]}); "
+                                    "delete that folder and start afresh.") from None
         return state
 
     def _apply_weights(self, state: dict, where: Path | str) -> None:
@@ -814,12 +862,16 @@ class Trainer:
 
     def _load_checkpoint(self, optimizer, scheduler, fingerprint: dict) -> tuple[int, int] | None:
         """Restore everything ``_save_checkpoint`` wrote; return (epoch, batch within it) to continue from."""
-        folder = self._out(CHECKPOINT_DIR)
-        if not (folder / _STATE_FILE).is_file():
-            if self.config.progress and self.is_main:
-                print(f"resume: no checkpoint in {folder}; starting from scratch.")
+        folder = complete_folder(self._out(CHECKPOINT_DIR))
+        if folder is None or not (folder / _STATE_FILE).is_file():
+            if self.is_main:  # printed even without progress output: the user asked to resume and cannot
+                print(f"resume: no checkpoint in {self._out(CHECKPOINT_DIR)}; starting from scratch.")
             return None
-        state = torch.load(folder / _STATE_FILE, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(folder / _STATE_FILE, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged file from outside the trainer: say which, do not guess
+            raise TrainingError(f"{folder / _STATE_FILE} cannot be read ({type(exc).__name__}); "
+                                "delete the checkpoint folder and start afresh.") from None
         saved = state["fingerprint"]
         changed = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
         if changed:
@@ -834,8 +886,9 @@ class Trainer:
         scheduler.load_state_dict(state["scheduler"])
         self.history = History.from_dict(state["history"])
         self.global_step, self._bad_epochs = state["global_step"], state["bad_epochs"]
-        if self.history.best_epoch is not None and self._out(BEST_DIR).is_dir():
-            self._best_state = self._load_weights(self._out(BEST_DIR))
+        best = complete_folder(self._out(BEST_DIR))
+        if self.history.best_epoch is not None and best is not None:
+            self._best_state = self._load_weights(best)
         rng = state["rng"][self.rank]
         torch.set_rng_state(rng["cpu"])
         if rng["cuda"] and torch.cuda.is_available():

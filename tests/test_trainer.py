@@ -363,3 +363,87 @@ def test_numeric_labels_are_one_class_and_case_variants_need_the_flag(toy):
     folded = make_trainer(fast_config(epochs=1, fold_label_case=True))
     folded.fit(cased)
     assert folded.labels == ("negative", "positive")
+
+
+# -- atomic writes: a kill at every write step leaves one complete version ------------------------------
+
+_STEPS = ["inside write", "before moving the old version aside", "between the two renames", "while removing the old"]
+
+
+@pytest.mark.parametrize("kill", _STEPS)
+def test_a_kill_at_any_write_step_leaves_a_complete_folder(tmp_path, monkeypatch, kill):
+    from pathlib import Path
+    import shutil
+
+    from course_utils.trainer import complete_folder, write_folder_atomically
+
+    final = tmp_path / "best"
+
+    def version(tag, fail=False):
+        def write(folder):
+            folder.mkdir()
+            (folder / "a.txt").write_text(tag)
+            if fail:
+                raise SimulatedKill
+            (folder / "b.txt").write_text(tag)
+        return write
+
+    write_folder_atomically(final, version("v1"))
+    real_rename, real_rmtree = Path.rename, shutil.rmtree
+    renames = []
+
+    def rename(self, target):
+        renames.append(self.name)
+        if (kill == _STEPS[1] and len(renames) == 1) or (kill == _STEPS[2] and len(renames) == 2):
+            raise SimulatedKill
+        return real_rename(self, target)
+
+    def rmtree(path, *args, **kwargs):
+        if kill == _STEPS[3] and len(renames) == 2:
+            raise SimulatedKill
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    with pytest.raises(SimulatedKill):
+        write_folder_atomically(final, version("v2", fail=kill == _STEPS[0]))
+    monkeypatch.undo()
+    found = complete_folder(final)
+    assert found is not None
+    contents = {p.name: p.read_text() for p in found.iterdir()}
+    assert contents in ({"a.txt": "v1", "b.txt": "v1"}, {"a.txt": "v2", "b.txt": "v2"}), (kill, contents)
+    if kill == _STEPS[2]:
+        assert found.name == "best.old"  # the only complete version left, and resume uses it
+    write_folder_atomically(final, version("v3"))  # the next save cleans up and succeeds
+    assert complete_folder(final) == final and not (tmp_path / "best.old").exists()
+
+
+def test_a_kill_between_the_checkpoints_two_renames_resumes_from_the_older_one(trained, toy, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    reference, ref_history = trained
+    config = fast_config(output_dir=str(tmp_path / "run"), save_every=5)
+    real_rename, calls = Path.rename, {"n": 0}
+
+    def rename(self, target):
+        if self.name == f"{CHECKPOINT_DIR}.tmp":
+            calls["n"] += 1
+            if calls["n"] == 2:  # the step-10 checkpoint: step 5's was moved aside, the new one not yet in place
+                raise SimulatedKill
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(SimulatedKill):
+        make_trainer(config).fit(*toy)
+    monkeypatch.undo()
+    assert not (tmp_path / "run" / CHECKPOINT_DIR).exists() and (tmp_path / "run" / f"{CHECKPOINT_DIR}.old").is_dir()
+    resumed = make_trainer(config, model_seed=123)
+    history = resumed.fit(*toy, resume=True)
+    assert history.step == list(range(1, 49))
+    assert history.loss == ref_history.loss
+    assert all(torch.equal(v, weights(reference)[k]) for k, v in weights(resumed).items())
+
+
+def test_resuming_without_a_checkpoint_says_so_even_without_progress_output(toy, tmp_path, capsys):
+    make_trainer(fast_config(epochs=1, output_dir=str(tmp_path / "fresh"))).fit(*toy, resume=True)
+    assert "no checkpoint" in capsys.readouterr().out

@@ -135,7 +135,7 @@ def _leave_process_group() -> None:
 
 def run(args: argparse.Namespace) -> int:
     from course_utils.device import describe_device
-    from course_utils.trainer import MODEL_DIR, Trainer
+    from course_utils.trainer import MODEL_DIR, Trainer, write_text_atomically
 
     config = _config(args)  # bad numbers fail here, before any data or model is loaded
     train, validation, test = _load_splits(args)
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         "history": history.to_dict(),
         "model_dir": str(out / MODEL_DIR),
     }
-    (out / "metrics.json").write_text(json.dumps(report, indent=2))
+    write_text_atomically(out / "metrics.json", json.dumps(report, indent=2))
     per_class = ", ".join(f"{name} F1 {row['f1']:.3f}" for name, row in test_metrics["per_class"].items())
     print(f"test accuracy {test_metrics['accuracy']:.4f} | macro F1 {test_metrics['macro_f1']:.4f} ({per_class}) "
           f"on {len(test)} texts")
