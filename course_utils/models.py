@@ -112,6 +112,7 @@ def load_pretrained(
             "or connect once to download it."
         )
     model_kwargs.setdefault("attn_implementation", "sdpa")
+    _check_head(target, num_labels)
     try:
         with _quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(target)
@@ -120,6 +121,28 @@ def load_pretrained(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"could not load model {target!r}: {first}") from None
     return tokenizer, model
+
+
+def _check_head(target: str, num_labels: int) -> None:
+    """A model already fine-tuned for N classes cannot take M labels: say so before transformers does.
+
+    Loading it with another ``num_labels`` fails deep inside transformers with a tensor size
+    mismatch; the counts and the way out are what the user needs.
+    """
+    from transformers import AutoConfig
+
+    try:
+        with _quiet_transformers():
+            config = AutoConfig.from_pretrained(target)
+    except (OSError, ValueError):
+        return  # the model load below reports an unreadable folder in its own words
+    fine_tuned = any(name.endswith("ForSequenceClassification") for name in (config.architectures or []))
+    if fine_tuned and config.num_labels != num_labels:
+        names = [config.id2label[i] for i in range(config.num_labels)]
+        raise ModelLoadError(
+            f"{target} was fine-tuned with {config.num_labels} classes {names}, but the data has {num_labels}. "
+            "Train from its base model instead, or give data (and --labels) with the same classes."
+        )
 
 
 def count_parameters(model, trainable_only: bool = False) -> int:

@@ -117,3 +117,36 @@ def test_real_subprocess_exit_code_and_stderr(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'missing.csv'}: file not found. Check the path (relative paths start at {Path.cwd()})."
     ]
+
+
+def test_an_output_dir_that_cannot_work_is_refused_before_loading_anything(toy_csv, tmp_path, capsys, monkeypatch):
+    import course_utils.data as data
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("data was loaded before the output folder was checked")
+
+    monkeypatch.setattr(data, "load_course_dataset", no_loading)
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    for value, message in [(str(a_file), "is a file"), ("", "empty"), ("  ", "empty")]:
+        code, _, err = run_cli(["--data", toy_csv, "--output-dir", value, *FAST], capsys)
+        assert code == 1 and message in err and err.count("\n") == 1, (value, err)
+
+
+def test_a_fine_tuned_head_with_other_classes_is_named(toy_csv, tmp_path, capsys):
+    tokenizer, model = tiny_bert_for_tests(labels=["a", "b", "c"])
+    model.config.architectures = ["BertForSequenceClassification"]
+    folder = tmp_path / "three_classes"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    code, _, err = run_cli(["--data", toy_csv, "--model", str(folder), "--output-dir", str(tmp_path / "o"), *FAST], capsys)
+    assert code == 1 and "3 classes" in err and "has 2" in err and "Traceback" not in err
+
+
+def test_case_variants_of_a_label_are_one_line_with_the_flag_that_folds_them(tmp_path, capsys):
+    frame = toy_frame(160, seed=5)
+    frame["label"] = [label.upper() if i % 2 else label for i, label in enumerate(frame["label"])]
+    path = tmp_path / "cased.csv"
+    frame.assign(extra="unused").to_csv(path, index=False)
+    code, _, err = run_cli(["--data", str(path), "--output-dir", str(tmp_path / "o"), *FAST], capsys)
+    assert code == 1 and "--fold-label-case" in err and err.count("\n") == 1

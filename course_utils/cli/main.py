@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -76,6 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except CourseError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, RuntimeError) as exc:
+        # A library's error on bad input (a file it cannot read, a shape it refuses): one line, exit 1.
+        # COURSE_DEBUG=1 shows the traceback for a bug report.
+        if os.environ.get("COURSE_DEBUG") == "1":
+            raise
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        print(f"error: {type(exc).__name__}: {first} (COURSE_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

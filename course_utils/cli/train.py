@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -133,11 +134,25 @@ def _leave_process_group() -> None:
         dist.destroy_process_group()
 
 
+def _check_output_dir(value: str) -> None:
+    """Refuse an output folder that cannot work before an epoch of training is spent finding out."""
+    if not str(value).strip():
+        raise ConfigError("--output-dir is empty; give a folder name such as runs/my-model "
+                          "(the current directory is not used, so nothing there is overwritten).")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--output-dir {value} is a file, not a folder; choose another path.")
+    parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"--output-dir {value}: {parent} is not writable; choose a folder you can write to.")
+
+
 def run(args: argparse.Namespace) -> int:
     from course_utils.device import describe_device
     from course_utils.trainer import MODEL_DIR, Trainer, write_text_atomically
 
     config = _config(args)  # bad numbers fail here, before any data or model is loaded
+    _check_output_dir(args.output_dir)
     train, validation, test = _load_splits(args)
     trainer = Trainer(config)
     try:
