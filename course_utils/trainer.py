@@ -10,7 +10,9 @@ Why it is fast (``benchmarks/bench_trainer.py`` measures each choice against a n
 * on GPUs with bf16 tensor cores: bf16 **autocast** (no loss scaler: bf16 has fp32's exponent range),
   SDPA attention, pinned host memory with ``non_blocking`` copies;
 * **fused AdamW** (on CUDA, and on CPU with torch >= 2.4): one kernel for the whole update;
-* the step loop never waits for the GPU: losses stay on the device and are read every ``log_every`` steps.
+* losses stay on the device and are read back every ``log_every`` steps. (Not yet sync-free: by reading
+  transformers' mask code, its ``padding_mask.all()`` check syncs the host once per forward. No GPU has
+  run this trainer yet, so none of the GPU claims above is measured; ``benchmarks/README.md`` says so.)
 
 Why it is correct:
 
@@ -20,7 +22,13 @@ Why it is correct:
 * a NaN/inf loss stops the run naming the step and the likely cause; running out of memory names the
   batch size to try instead;
 * the same code runs on one device or under ``torchrun`` / ``accelerate launch`` (DDP): every rank sees
-  a disjoint share of each length-grouped batch, only rank 0 writes files.
+  a disjoint share of each length-grouped batch, only rank 0 writes files;
+* checkpoint, ``best/`` and ``model/`` are written under a temporary name, fsynced and swapped in by
+  renames, so a kill at any moment leaves one complete version for ``resume`` to load.
+
+``accelerate`` stays a dependency without this module importing it: ``transformers.Trainer`` (lesson 05's
+second route and the benchmark's baseline) requires it, and ``accelerate launch`` is one of the two
+launchers above. The loop itself is plain PyTorch on purpose: it is the thing lesson 05 teaches.
 
 Taught in lesson 05 (fine-tuning BERT), as what the hand-written loop becomes when made fast.
 """
