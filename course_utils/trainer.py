@@ -20,7 +20,16 @@ Why it is correct:
 * a NaN/inf loss stops the run naming the step and the likely cause; running out of memory names the
   batch size to try instead;
 * the same code runs on one device or under ``torchrun`` / ``accelerate launch`` (DDP): every rank sees
-  a disjoint share of each length-grouped batch, only rank 0 writes files.
+  a disjoint share of each length-grouped batch, only rank 0 writes files;
+* ``lora_r > 0`` wraps the model with ``peft`` LoRA adapters (``task_type=SEQ_CLS``: the head trains
+  too); then the checkpoint, ``best/`` and ``model/`` hold the adapters and head only, and resume loads
+  them onto the same base model. A model that already has peft adapters is trained as given.
+
+LoRA (``TrainConfig(lora_r=8)``, ``course-utils train --lora-r 8``) wraps the model with peft adapters:
+the base weights freeze, the adapters and the classification head train, and every checkpoint,
+``best/`` and ``model/`` hold only those (``adapter_model.safetensors``). Resuming rebuilds the same
+base model from ``model_name`` and loads the adapters into it, so the base must not change between the
+two runs. A model that already carries peft adapters can also be passed as ``model=``.
 
 Taught in lesson 05 (fine-tuning BERT), as what the hand-written loop becomes when made fast.
 """
@@ -109,6 +118,9 @@ class TrainConfig:
     group_by_length: bool = True
     compile: bool = False  # torch.compile the model; one compilation per (batch, length) shape
     compile_backend: str = "inductor"
+    lora_r: int = 0  # LoRA rank (peft): train low-rank adapters and the head only; 0: off (full fine-tuning)
+    lora_alpha: float | None = None  # LoRA scaling numerator (update scaled by alpha / r); None: 2 * lora_r
+    lora_targets: Sequence[str] | None = None  # modules given adapters; None: peft's default (BERT: query, value)
     device: str | None = None  # None: course_utils.device.get_device()
     progress: bool = True  # tqdm bars and one line per epoch
 
@@ -120,6 +132,7 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0)
+        _check_int("lora_r", self.lora_r, 0)
         _check_number("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
         _check_number("warmup_ratio", self.warmup_ratio, 0.0, 1.0, high_open=True)
         _check_number("weight_decay", self.weight_decay, 0.0, 1.0)
@@ -138,10 +151,20 @@ class TrainConfig:
                 raise ConfigError(f"labels must be at least two distinct names, got {list(self.labels)}.")
         if self.output_dir is not None:
             self.output_dir = str(self.output_dir)
+        if self.lora_r == 0 and (self.lora_alpha is not None or self.lora_targets is not None):
+            raise ConfigError("lora_alpha and lora_targets need lora_r >= 1 (the adapter rank, for example 8); "
+                              "lora_r=0 means full fine-tuning.")
+        if self.lora_alpha is not None:
+            _check_number("lora_alpha", self.lora_alpha, 0.0, math.inf, low_open=True)
+        if self.lora_targets is not None:
+            if isinstance(self.lora_targets, str) or not self.lora_targets:
+                raise ConfigError(f"lora_targets must be a non-empty list of module names, got {self.lora_targets!r}.")
+            self.lora_targets = tuple(str(t) for t in self.lora_targets)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["labels"] = list(self.labels) if self.labels is not None else None
+        out["lora_targets"] = list(self.lora_targets) if self.lora_targets is not None else None
         return out
 
 
@@ -384,6 +407,14 @@ def write_text_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _is_peft(model) -> bool:
+    """True for a peft-wrapped model (peft is imported only when LoRA is used, so check lazily)."""
+    import sys
+
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(model, peft.PeftModel)
+
+
 class Trainer:
     """Fine-tune ``model`` (or, when none is given, the config's ``model_name``) on ``text``/``label`` frames.
 
@@ -465,6 +496,42 @@ class Trainer:
         positions = getattr(self.model.config, "max_position_embeddings", None)
         if positions is not None and self.config.max_length > positions:
             raise ConfigError(f"max_length={self.config.max_length} exceeds the model's {positions} positions.")
+        if self.config.lora_r and not getattr(self, "_lora_added", False):
+            self._add_lora()
+
+    def _add_lora(self) -> None:
+        """Wrap the model with peft LoRA adapters: the base weights freeze, adapters and the head train.
+
+        ``task_type=SEQ_CLS`` makes peft keep the new classification head trainable and save it with
+        the adapters, so a checkpoint or ``model/`` holds the adapters and head only (kilobytes to a
+        few MB), not the base model.
+        """
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        cfg = self.config
+        if _is_peft(self.model):
+            raise ConfigError("the model passed in already has peft adapters; leave lora_r at 0 to train them, "
+                              "or pass the base model to add new ones.")
+        lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r,
+                          lora_alpha=cfg.lora_alpha if cfg.lora_alpha is not None else 2 * cfg.lora_r,
+                          target_modules=list(cfg.lora_targets) if cfg.lora_targets is not None else None)
+        try:
+            self.model = get_peft_model(self.model, lora)
+        except ValueError as exc:
+            names = sorted({n.rsplit(".", 1)[-1] for n, m in self.model.named_modules() if isinstance(m, torch.nn.Linear)})
+            raise ConfigError(f"LoRA cannot be added to {type(self.model).__name__}: {str(exc).splitlines()[0][:160]} "
+                              f"Set lora_targets to some of its linear layers: {names[:12]}.") from None
+        self._lora_added = True
+
+    def _weights_state(self) -> dict:
+        """What best/ and the checkpoint hold: the adapters and head under LoRA, else every weight (on the CPU)."""
+        if _is_peft(self.model):
+            from peft import get_peft_model_state_dict
+
+            state = get_peft_model_state_dict(self.model)
+        else:
+            state = self.model.state_dict()
+        return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
     def _encode_frame(self, df, where: str, require_labels: bool = True) -> EncodedTexts:
         texts, labels = _frame_texts_labels(df, where, require_labels, self.config.fold_label_case)
@@ -523,6 +590,7 @@ class Trainer:
 
             model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self._train_model = model
+        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
 
         global_bs = cfg.batch_size * self.world_size
         batches_per_epoch = len(self._rank_batches(plan_epoch(train_data.lengths, global_bs, cfg.seed, 0, cfg.group_by_length)))
@@ -537,7 +605,8 @@ class Trainer:
             "data": _fingerprint(texts, train_data.labels), "labels": list(self.labels), "world_size": self.world_size,
             **{k: getattr(cfg, k) for k in ("model_name", "max_length", "batch_size", "learning_rate", "epochs",
                                             "warmup_ratio", "weight_decay", "gradient_accumulation", "seed",
-                                            "group_by_length", "max_grad_norm", "precision")},
+                                            "group_by_length", "max_grad_norm", "precision", "lora_r", "lora_alpha")},
+            "lora_targets": list(cfg.lora_targets) if cfg.lora_targets is not None else None,
         }
         self.history, self.global_step, start_epoch, skip = History(), 0, 0, 0
         self._best_state, self._bad_epochs = None, 0
@@ -601,7 +670,7 @@ class Trainer:
             if not last_micro:
                 continue
             if cfg.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(self._trainable, cfg.max_grad_norm)
             self.history.learning_rate.append(scheduler.get_last_lr()[0])
             optimizer.step()
             scheduler.step()
@@ -701,7 +770,7 @@ class Trainer:
         better = h.best_metric is None or (value < h.best_metric if cfg.eval_metric == "loss" else value > h.best_metric)
         if better:
             h.best_metric, h.best_epoch, self._bad_epochs = value, epoch + 1, 0
-            self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            self._best_state = self._weights_state()
             if cfg.output_dir is not None and self.is_main:
                 with _quiet_transformers():
                     write_folder_atomically(self._out(BEST_DIR), self.model.save_pretrained)
@@ -792,7 +861,11 @@ class Trainer:
     # -- saving and resuming ------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the model (safetensors), tokenizer and this config; ``load_pretrained(path)`` reads it back."""
+        """Write the model (safetensors), tokenizer and this config; ``load_pretrained(path)`` reads it back.
+
+        Under LoRA only the adapters and head are written: load them with
+        ``peft.AutoPeftModelForSequenceClassification.from_pretrained(path)``.
+        """
         self._require_model()
         def write(folder: Path) -> None:
             with _quiet_transformers():
@@ -855,7 +928,13 @@ class Trainer:
         return state
 
     def _apply_weights(self, state: dict, where: Path | str) -> None:
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        if _is_peft(self.model):
+            from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+            missing = sorted(set(get_peft_model_state_dict(self.model)) - set(state))
+            unexpected = [] if missing else set_peft_model_state_dict(self.model, state).unexpected_keys
+        else:
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise TrainingError(f"{where} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]}); "
                                 "was it saved from another architecture?")
@@ -872,7 +951,7 @@ class Trainer:
         except Exception as exc:  # a damaged file from outside the trainer: say which, do not guess
             raise TrainingError(f"{folder / _STATE_FILE} cannot be read ({type(exc).__name__}); "
                                 "delete the checkpoint folder and start afresh.") from None
-        saved = state["fingerprint"]
+        saved = {"lora_r": 0, "lora_alpha": None, "lora_targets": None, **state["fingerprint"]}  # older checkpoints: no LoRA
         changed = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
         if changed:
             detail = ", ".join(f"{k}: {saved.get(k)!r} -> {fingerprint[k]!r}" for k in changed if k != "data")
