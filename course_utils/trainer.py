@@ -10,7 +10,27 @@ Why it is fast (``benchmarks/bench_trainer.py`` measures each choice against a n
 * on GPUs with bf16 tensor cores: bf16 **autocast** (no loss scaler: bf16 has fp32's exponent range),
   SDPA attention, pinned host memory with ``non_blocking`` copies;
 * **fused AdamW** (on CUDA, and on CPU with torch >= 2.4): one kernel for the whole update;
-* the step loop never waits for the GPU: losses stay on the device and are read every ``log_every`` steps.
+* the step loop reads nothing back from the device between log steps: losses stay on the device and
+  are read every ``log_every`` steps (``tests/test_trainer_sync.py`` counts every ``.item()``,
+  ``bool(tensor)`` and ``.tolist()`` during ``fit`` to hold this).
+
+The GPU path, by reading only: **no GPU has run this version**, so none of the following is measured.
+Kept, because each removes a known stall at no cost on the CPU (where the tests show identical
+losses and weights with each option on or off):
+
+* ``prebuilt_mask`` (default on, SDPA models): given the usual 2D mask, transformers calls
+  ``padding_mask.all()`` in every forward to decide whether SDPA can run without a mask: a host sync
+  per step. The trainer knows from the lengths whether a batch is padded; an unpadded batch gets no
+  mask (so SDPA may pick its flash kernel), a padded one a ``(batch, 1, 1, length)`` boolean mask that
+  transformers passes on untouched;
+* ``prefetch`` (default: on CUDA): the next batch is sliced, padded and pinned in a thread while the
+  current step runs; the copy to the GPU is ``non_blocking`` from pinned memory;
+* ``torch.compile`` wraps the DDP model (not the reverse), as PyTorch advises for DDP.
+
+Not built, for want of a GPU to show they pay: sequence packing or unpadded (varlen / nested-tensor)
+attention, CUDA graphs / ``mode="reduce-overhead"`` per length bucket, and memory-sized batches.
+On the CPU padding is already down to about 1.15x the real tokens with length grouping (lesson 05),
+so these would be judged by GPU measurements (``benchmarks/bench_trainer.py``), not added on faith.
 
 Why it is correct:
 
@@ -118,6 +138,8 @@ class TrainConfig:
     group_by_length: bool = True
     compile: bool = False  # torch.compile the model; one compilation per (batch, length) shape
     compile_backend: str = "inductor"
+    prebuilt_mask: bool = True  # SDPA models: no mask on unpadded batches, a 4D mask built on the host otherwise
+    prefetch: bool | None = None  # build (and pin) the next batch in a thread during this step; None: on CUDA only
     lora_r: int = 0  # LoRA rank (peft): train low-rank adapters and the head only; 0: off (full fine-tuning)
     lora_alpha: float | None = None  # LoRA scaling numerator (update scaled by alpha / r); None: 2 * lora_r
     lora_targets: Sequence[str] | None = None  # modules given adapters; None: peft's default (BERT: query, value)
@@ -468,17 +490,64 @@ class Trainer:
     def _out(self, *parts: str) -> Path:
         return Path(self.config.output_dir, *parts)
 
-    def _batch(self, data: EncodedTexts, idx: np.ndarray):
-        """Slice, pad to the bucket length, and copy to the device without blocking the host."""
-        length = bucket_length(data.lengths[idx].max(), self.pad_multiple, data.ids.shape[1])
+    def _host_batch(self, data: EncodedTexts, idx: np.ndarray):
+        """Slice and pad one batch on the host (pinned on CUDA): ``([ids, mask, labels?], length)``.
+
+        Whether the batch has padding is known here, from the lengths, so the model is never asked:
+        with ``prebuilt_mask`` an unpadded batch gets no mask and a padded one a boolean
+        ``(batch, 1, 1, length)`` mask that transformers passes to SDPA as it is. Given the usual 2D
+        mask, transformers calls ``padding_mask.all()`` in every forward to decide whether it can drop
+        the mask: a host-device sync per step.
+        """
+        lengths = data.lengths[idx]
+        length = bucket_length(lengths.max(), self.pad_multiple, data.ids.shape[1])
         ids = torch.from_numpy(data.ids[idx, :length].astype(np.int64))
-        mask = torch.from_numpy((np.arange(length) < data.lengths[idx, None]).astype(np.int64))
+        keep = np.arange(length) < lengths[:, None]
+        if not self._mask_4d:
+            mask = torch.from_numpy(keep.astype(np.int64))
+        elif lengths.min() < length:
+            mask = torch.from_numpy(keep[:, None, None, :])
+        else:
+            mask = None
         tensors = [ids, mask] + ([torch.from_numpy(data.labels[idx])] if data.labels is not None else [])
         if self.device.type == "cuda":
-            tensors = [t.pin_memory().to(self.device, non_blocking=True) for t in tensors]
-        else:
-            tensors = [t.to(self.device) for t in tensors]
+            tensors = [t.pin_memory() if t is not None else None for t in tensors]
         return tensors, length
+
+    def _to_device(self, tensors: list) -> list:
+        """Copy a host batch to the device; from pinned memory the copy does not block the host."""
+        blocking = self.device.type != "cuda"
+        return [t.to(self.device, non_blocking=not blocking) if t is not None else None for t in tensors]
+
+    def _batch(self, data: EncodedTexts, idx: np.ndarray):
+        tensors, length = self._host_batch(data, idx)
+        return self._to_device(tensors), length
+
+    def _host_batches(self, data: EncodedTexts, batches: list[np.ndarray], start: int):
+        """The host batches from ``start`` on, in order; with prefetching the next one is built in a
+        thread while the current step runs, so slicing and pinning overlap the device's work."""
+        if not self._prefetch:
+            for i in range(start, len(batches)):
+                yield self._host_batch(data, batches[i])
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+            future = pool.submit(self._host_batch, data, batches[start]) if start < len(batches) else None
+            for i in range(start, len(batches)):
+                current = future.result()
+                future = pool.submit(self._host_batch, data, batches[i + 1]) if i + 1 < len(batches) else None
+                yield current
+
+    @property
+    def _mask_4d(self) -> bool:
+        config = self.model.config
+        return (self.config.prebuilt_mask and getattr(config, "_attn_implementation", None) == "sdpa"
+                and not getattr(config, "is_decoder", False))
+
+    @property
+    def _prefetch(self) -> bool:
+        return self.config.prefetch if self.config.prefetch is not None else self.device.type == "cuda"
 
     def _setup_model(self, labels: Sequence[str]) -> None:
         if self.model is None:
@@ -581,14 +650,14 @@ class Trainer:
         val_data = self._encode_frame(validation, "validation") if validation is not None else None
 
         model = self.model
-        if cfg.compile:
-            limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
-            setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))
-            model = torch.compile(model, backend=cfg.compile_backend, dynamic=False)
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
             model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:  # after DDP, as PyTorch advises: the DDP optimizer then splits graphs at bucket boundaries
+            limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+            setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))
+            model = torch.compile(model, backend=cfg.compile_backend, dynamic=False)
         self._train_model = model
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
 
@@ -647,48 +716,50 @@ class Trainer:
                    disable=not (cfg.progress and self.is_main), leave=False, dynamic_ncols=True)
         start = time.perf_counter()
         step_loss = None
-        for i in range(skip, len(batches)):
-            group_start = i - i % cfg.gradient_accumulation
-            n_micro = min(cfg.gradient_accumulation, len(batches) - group_start)
-            last_micro = i == group_start + n_micro - 1
-            sync = model.no_sync() if self.world_size > 1 and not last_micro else contextlib.nullcontext()
-            length = None
-            try:
-                (ids, mask, labels), length = self._batch(data, batches[i])
-                self.shapes_seen.add((len(batches[i]), length))
-                with sync:
-                    with self._autocast():
-                        logits = model(input_ids=ids, attention_mask=mask).logits
-                    loss = F.cross_entropy(logits.float(), labels)
-                    (loss / n_micro).backward()
-            except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
-                self._raise_if_oom(exc, "training", cfg.batch_size, length)
-                raise
-            step_loss = loss.detach() / n_micro if step_loss is None else step_loss + loss.detach() / n_micro
-            n_samples += len(batches[i]) * self.world_size
-            n_tokens += int(data.lengths[batches[i]].sum()) * self.world_size
-            if not last_micro:
-                continue
-            if cfg.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self._trainable, cfg.max_grad_norm)
-            self.history.learning_rate.append(scheduler.get_last_lr()[0])
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            self.global_step += 1
-            self.history.step.append(self.global_step)
-            pending.append(step_loss)
-            step_loss = None
-            bar.update(1)
-            if self.global_step % cfg.log_every == 0:
-                self._flush(pending)
-                rate = n_samples / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{self.history.loss[-1]:.4f}", samples_s=f"{rate:.0f}")
-            if cfg.save_every and self.global_step % cfg.save_every == 0 and i + 1 < len(batches):
-                self._flush(pending)
-                self._save_checkpoint(optimizer, scheduler, epoch, i + 1, fingerprint)
-            for callback in self.callbacks:
-                callback(self)
+        with contextlib.closing(self._host_batches(data, batches, skip)) as host_batches:
+            for i in range(skip, len(batches)):
+                group_start = i - i % cfg.gradient_accumulation
+                n_micro = min(cfg.gradient_accumulation, len(batches) - group_start)
+                last_micro = i == group_start + n_micro - 1
+                sync = model.no_sync() if self.world_size > 1 and not last_micro else contextlib.nullcontext()
+                length = None
+                try:
+                    host, length = next(host_batches)
+                    ids, mask, labels = self._to_device(host)
+                    self.shapes_seen.add((len(batches[i]), length))
+                    with sync:
+                        with self._autocast():
+                            logits = model(input_ids=ids, attention_mask=mask).logits
+                        loss = F.cross_entropy(logits.float(), labels)
+                        (loss / n_micro).backward()
+                except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+                    self._raise_if_oom(exc, "training", cfg.batch_size, length)
+                    raise
+                step_loss = loss.detach() / n_micro if step_loss is None else step_loss + loss.detach() / n_micro
+                n_samples += len(batches[i]) * self.world_size
+                n_tokens += int(data.lengths[batches[i]].sum()) * self.world_size
+                if not last_micro:
+                    continue
+                if cfg.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self._trainable, cfg.max_grad_norm)
+                self.history.learning_rate.append(scheduler.get_last_lr()[0])
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                self.global_step += 1
+                self.history.step.append(self.global_step)
+                pending.append(step_loss)
+                step_loss = None
+                bar.update(1)
+                if self.global_step % cfg.log_every == 0:
+                    self._flush(pending)
+                    rate = n_samples / max(time.perf_counter() - start, 1e-9)
+                    bar.set_postfix(loss=f"{self.history.loss[-1]:.4f}", samples_s=f"{rate:.0f}")
+                if cfg.save_every and self.global_step % cfg.save_every == 0 and i + 1 < len(batches):
+                    self._flush(pending)
+                    self._save_checkpoint(optimizer, scheduler, epoch, i + 1, fingerprint)
+                for callback in self.callbacks:
+                    callback(self)
         self._flush(pending)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # one wait per epoch, so the timing is the GPU's, not the queue's

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_trainer import SimulatedKill, _kill_at, fast_config, make_trainer, toy_frame
 
 from course_utils.errors import ConfigError
 from course_utils.models import count_parameters, tiny_bert_for_tests
 from course_utils.trainer import CHECKPOINT_DIR, MODEL_DIR, TrainConfig, Trainer
-from test_trainer import SimulatedKill, _kill_at, fast_config, make_trainer, toy_frame
 
 peft = pytest.importorskip("peft")
 
 
 def lora_config(**overrides) -> TrainConfig:
     # the frozen base is a random 2-layer BERT, so the adapters need a high rate to learn the toy task
-    values = dict(lora_r=8, learning_rate=3e-2)
+    values = {"lora_r": 8, "learning_rate": 3e-2}
     values.update(overrides)
     return fast_config(**values)
 
