@@ -682,13 +682,6 @@ def load_imdb(split: str = "train", local_dir: str | os.PathLike | None = None, 
         if p.is_dir():
             return _read_aclimdb(p, split)
         return load_text_file(p)
-    try:
-        import datasets  # noqa: F401  (optional dependency: pip install -e ".[online]")
-    except ImportError:
-        raise DataError(
-            "load_imdb needs the 'datasets' package: `pip install datasets` (or `pip install -e \".[online]\"`). "
-            "Offline, use the tweet corpus instead: load_tweets() / --data tweets."
-        ) from None
     if not hub_reachable():
         raise DataError(
             "load_imdb: the Hugging Face Hub is not reachable (offline, or HF_HUB_OFFLINE=1). "

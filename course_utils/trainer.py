@@ -41,15 +41,18 @@ Why it is correct:
   batch size to try instead;
 * the same code runs on one device or under ``torchrun`` / ``accelerate launch`` (DDP): every rank sees
   a disjoint share of each length-grouped batch, only rank 0 writes files;
-* ``lora_r > 0`` wraps the model with ``peft`` LoRA adapters (``task_type=SEQ_CLS``: the head trains
-  too); then the checkpoint, ``best/`` and ``model/`` hold the adapters and head only, and resume loads
-  them onto the same base model. A model that already has peft adapters is trained as given.
+* checkpoint, ``best/`` and ``model/`` are written under a temporary name, fsynced and swapped in by
+  renames, so a kill at any moment leaves one complete version for ``resume`` to load.
 
 LoRA (``TrainConfig(lora_r=8)``, ``course-utils train --lora-r 8``) wraps the model with peft adapters:
 the base weights freeze, the adapters and the classification head train, and every checkpoint,
 ``best/`` and ``model/`` hold only those (``adapter_model.safetensors``). Resuming rebuilds the same
 base model from ``model_name`` and loads the adapters into it, so the base must not change between the
 two runs. A model that already carries peft adapters can also be passed as ``model=``.
+
+``accelerate`` stays a dependency without this module importing it: ``transformers.Trainer`` (lesson 05's
+second route and the benchmark's baseline) requires it, and ``accelerate launch`` is one of the two
+launchers above. The loop itself is plain PyTorch on purpose: it is the thing lesson 05 teaches.
 
 Taught in lesson 05 (fine-tuning BERT), as what the hand-written loop becomes when made fast.
 """
