@@ -275,12 +275,21 @@ def run_naive(args, tokenizer, model, train, test, labels, device, lr):
         scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=0, num_training_steps=total)
         _naive_epochs(args, model, loader, optimizer, scheduler, device, log)
         log.finish()
+    return clock, log, plain_predict(args, tokenizer, model, test, labels, device), test["label"].tolist()
+
+
+def plain_predict(args, tokenizer, model, test, labels, device) -> list[str]:
+    """Test predictions in input order (untimed), for the naive loop's and HF Trainer's models."""
+    import torch
+
     model.eval()
     preds = []
     with torch.no_grad():
-        for ids, mask, _ in DataLoader(tensors(test), batch_size=args.batch_size * 2):
-            preds.extend(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.argmax(-1).tolist())
-    return clock, log, [labels[i] for i in preds], test["label"].tolist()
+        for start in range(0, len(test), args.batch_size * 2):
+            enc = tokenizer(test["text"].iloc[start:start + args.batch_size * 2].tolist(), padding=True, truncation=True,
+                            max_length=args.max_length, return_tensors="pt").to(device)
+            preds.extend(model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.argmax(-1).tolist())
+    return [labels[i] for i in preds]
 
 
 def _naive_epochs(args, model, loader, optimizer, scheduler, device, log) -> None:
@@ -307,7 +316,6 @@ def _naive_epochs(args, model, loader, optimizer, scheduler, device, log) -> Non
 def run_hf(args, tokenizer, model, train, test, labels, device, lr):
     import inspect
 
-    import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
     def encode(frame):
@@ -327,11 +335,9 @@ def run_hf(args, tokenizer, model, train, test, labels, device, lr):
     if not cuda:
         extra["use_cpu"] = True
     collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=64 if cuda else 8)
-    recording = True
 
     def collator(features):  # batches are collated in step order (one ahead at most): record their lengths
-        if recording:
-            log.steps.append([len(f["input_ids"]) for f in features])
+        log.steps.append([len(f["input_ids"]) for f in features])
         return collate(features)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -347,13 +353,9 @@ def run_hf(args, tokenizer, model, train, test, labels, device, lr):
                               callbacks=[Steps()])
             trainer.train()
             log.finish()
-        recording = False
-        # transformers 5 applies group_by_length to evaluation as well: predictions come back in
-        # length-grouped order, not in input order, so they are paired with the label_ids returned with them.
-        output = trainer.predict(encode(test))
-    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    predicted = [labels[i] for i in torch.as_tensor(logits).argmax(-1).tolist()]
-    return clock, log, predicted, [labels[i] for i in output.label_ids.tolist()]
+    # Scored like the naive loop's model, in input order (transformers 5's predict() would return them
+    # length-grouped), so predictions can be compared text by text across variants.
+    return clock, log, plain_predict(args, tokenizer, model, test, labels, device), test["label"].tolist()
 
 
 def run_course(args, tokenizer, model, train, test, labels, device, lr):
@@ -443,6 +445,7 @@ def run_variant(args) -> dict:
         "parameters": count_parameters(model), "non_embedding_parameters": n_non_embedding,
         "peak_tflops": peak[1] if peak else None, "peak_source": peak[0] if peak else None,
         "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"], "threads": threads.threads,
+        "test_predictions": predictions,  # in test order: agreement between variants is computed from these
         "n_train": len(train), "n_test": len(test), "learning_rate": lr, "device": describe_device(device), **memory,
     }
 
@@ -499,6 +502,9 @@ def report(args, results: list[dict]) -> None:
         print(f"{r['name']:<36} {steady(r, 'samples_per_second', '.1f'):>10} {steady(r, 'real_tokens_per_second', '.0f'):>9} "
               f"{mfu:>6} {r['end_to_end_seconds']:>7.1f} {r['end_to_end_samples_per_second']:>9.1f} "
               f"{r['end_to_end_cpu_seconds']:>7.1f} {r['peak_memory_gb']:>8.2f} {r['test_accuracy']:>9.4f} {speed:>8}")
+    for r in results[1:]:
+        same = sum(a == b for a, b in zip(r["test_predictions"], base["test_predictions"]))
+        print(f"{r['name']} agrees with {base['name']} on {same} of {len(base['test_predictions'])} test predictions")
     peak = results[0]["peak_tflops"]
     print(f"(samples/s, tokens/s (real, non-pad), MFU and speed-up: steady state, after {args.warm_steps} warm-up steps; "
           f"e2e: tokenising + training, first step included; CPU s: CPU time of all the process's threads in e2e; "

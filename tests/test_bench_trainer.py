@@ -51,6 +51,7 @@ def test_all_three_variants_run_on_the_same_data_and_write_a_table(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "samples/s" in proc.stdout and "course_utils.trainer" in proc.stdout
+    assert "agrees with naive loop (fp32, pad to max_length) on" in proc.stdout
     payload = json.loads(out.read_text())
     results = {r["variant"]: r for r in payload["results"]}
     assert set(results) == {"naive", "hf", "course"}
@@ -60,6 +61,7 @@ def test_all_three_variants_run_on_the_same_data_and_write_a_table(tmp_path):
         assert steady["steps"] == 3 and steady["samples"] == 24 and 0 < steady["seconds"] < r["end_to_end_seconds"]
         assert steady["samples_per_second"] > 0 and steady["real_tokens_per_second"] > 0
         assert 0.0 <= r["test_accuracy"] <= 1.0 and r["peak_memory_gb"] > 0
+        assert len(r["test_predictions"]) == 24 and set(r["test_predictions"]) <= {"negative", "positive"}
         assert steady["mfu"] == pytest.approx(steady["flops"] / (steady["seconds"] * 50e12))  # --peak-tflops 50
     assert len({r["parameters"] for r in results.values()}) == 1  # same model in every variant
     assert len({r["threads"] for r in results.values()}) == 1  # same thread choice in every variant
