@@ -92,3 +92,26 @@ def test_a_model_on_eager_attention_gets_the_usual_2d_mask(toy):
     assert mask.shape == (2, 8) and mask.dtype == torch.int64
     history = trainer.fit(*toy)
     assert all(math.isfinite(v) for v in history.loss)
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "electra"])
+def test_the_host_built_4d_mask_gives_the_same_logits_as_the_2d_mask(family):
+    """prebuilt_mask is on by default for every SDPA model, so check the encoder families people fine-tune."""
+    import transformers as T
+
+    small = {"vocab_size": 100, "num_attention_heads": 2}
+    config = {
+        "bert": lambda: T.BertConfig(hidden_size=32, num_hidden_layers=2, intermediate_size=64, **small),
+        "roberta": lambda: T.RobertaConfig(hidden_size=32, num_hidden_layers=2, intermediate_size=64, **small),
+        "distilbert": lambda: T.DistilBertConfig(vocab_size=100, dim=32, n_layers=2, n_heads=2, hidden_dim=64),
+        "electra": lambda: T.ElectraConfig(embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                                           intermediate_size=64, **small),
+    }[family]()
+    torch.manual_seed(0)
+    model = T.AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa").eval()
+    ids = torch.randint(5, 100, (3, 10))
+    keep = torch.arange(10) < torch.tensor([10, 7, 4])[:, None]
+    with torch.inference_mode():
+        usual = model(input_ids=ids, attention_mask=keep.long()).logits
+        prebuilt = model(input_ids=ids, attention_mask=keep[:, None, None, :]).logits
+    assert torch.equal(usual, prebuilt)
