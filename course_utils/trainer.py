@@ -10,9 +10,27 @@ Why it is fast (``benchmarks/bench_trainer.py`` measures each choice against a n
 * on GPUs with bf16 tensor cores: bf16 **autocast** (no loss scaler: bf16 has fp32's exponent range),
   SDPA attention, pinned host memory with ``non_blocking`` copies;
 * **fused AdamW** (on CUDA, and on CPU with torch >= 2.4): one kernel for the whole update;
-* losses stay on the device and are read back every ``log_every`` steps. (Not yet sync-free: by reading
-  transformers' mask code, its ``padding_mask.all()`` check syncs the host once per forward. No GPU has
-  run this trainer yet, so none of the GPU claims above is measured; ``benchmarks/README.md`` says so.)
+* the step loop reads nothing back from the device between log steps: losses stay on the device and
+  are read every ``log_every`` steps (``tests/test_trainer_sync.py`` counts every ``.item()``,
+  ``bool(tensor)`` and ``.tolist()`` during ``fit`` to hold this).
+
+The GPU path, by reading only: **no GPU has run this version**, so none of the following is measured.
+Kept, because each removes a known stall at no cost on the CPU (where the tests show identical
+losses and weights with each option on or off):
+
+* ``prebuilt_mask`` (default on, SDPA models): given the usual 2D mask, transformers calls
+  ``padding_mask.all()`` in every forward to decide whether SDPA can run without a mask: a host sync
+  per step. The trainer knows from the lengths whether a batch is padded; an unpadded batch gets no
+  mask (so SDPA may pick its flash kernel), a padded one a ``(batch, 1, 1, length)`` boolean mask that
+  transformers passes on untouched;
+* ``prefetch`` (default: on CUDA): the next batch is sliced, padded and pinned in a thread while the
+  current step runs; the copy to the GPU is ``non_blocking`` from pinned memory;
+* ``torch.compile`` wraps the DDP model (not the reverse), as PyTorch advises for DDP.
+
+Not built, for want of a GPU to show they pay: sequence packing or unpadded (varlen / nested-tensor)
+attention, CUDA graphs / ``mode="reduce-overhead"`` per length bucket, and memory-sized batches.
+On the CPU padding is already down to about 1.15x the real tokens with length grouping (lesson 05),
+so these would be judged by GPU measurements (``benchmarks/bench_trainer.py``), not added on faith.
 
 Why it is correct:
 
@@ -25,6 +43,12 @@ Why it is correct:
   a disjoint share of each length-grouped batch, only rank 0 writes files;
 * checkpoint, ``best/`` and ``model/`` are written under a temporary name, fsynced and swapped in by
   renames, so a kill at any moment leaves one complete version for ``resume`` to load.
+
+LoRA (``TrainConfig(lora_r=8)``, ``course-utils train --lora-r 8``) wraps the model with peft adapters:
+the base weights freeze, the adapters and the classification head train, and every checkpoint,
+``best/`` and ``model/`` hold only those (``adapter_model.safetensors``). Resuming rebuilds the same
+base model from ``model_name`` and loads the adapters into it, so the base must not change between the
+two runs. A model that already carries peft adapters can also be passed as ``model=``.
 
 ``accelerate`` stays a dependency without this module importing it: ``transformers.Trainer`` (lesson 05's
 second route and the benchmark's baseline) requires it, and ``accelerate launch`` is one of the two
@@ -117,6 +141,11 @@ class TrainConfig:
     group_by_length: bool = True
     compile: bool = False  # torch.compile the model; one compilation per (batch, length) shape
     compile_backend: str = "inductor"
+    prebuilt_mask: bool = True  # SDPA models: no mask on unpadded batches, a 4D mask built on the host otherwise
+    prefetch: bool | None = None  # build (and pin) the next batch in a thread during this step; None: on CUDA only
+    lora_r: int = 0  # LoRA rank (peft): train low-rank adapters and the head only; 0: off (full fine-tuning)
+    lora_alpha: float | None = None  # LoRA scaling numerator (update scaled by alpha / r); None: 2 * lora_r
+    lora_targets: Sequence[str] | None = None  # modules given adapters; None: peft's default (BERT: query, value)
     device: str | None = None  # None: course_utils.device.get_device()
     progress: bool = True  # tqdm bars and one line per epoch
 
@@ -128,6 +157,7 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0)
+        _check_int("lora_r", self.lora_r, 0)
         _check_number("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
         _check_number("warmup_ratio", self.warmup_ratio, 0.0, 1.0, high_open=True)
         _check_number("weight_decay", self.weight_decay, 0.0, 1.0)
@@ -146,10 +176,20 @@ class TrainConfig:
                 raise ConfigError(f"labels must be at least two distinct names, got {list(self.labels)}.")
         if self.output_dir is not None:
             self.output_dir = str(self.output_dir)
+        if self.lora_r == 0 and (self.lora_alpha is not None or self.lora_targets is not None):
+            raise ConfigError("lora_alpha and lora_targets need lora_r >= 1 (the adapter rank, for example 8); "
+                              "lora_r=0 means full fine-tuning.")
+        if self.lora_alpha is not None:
+            _check_number("lora_alpha", self.lora_alpha, 0.0, math.inf, low_open=True)
+        if self.lora_targets is not None:
+            if isinstance(self.lora_targets, str) or not self.lora_targets:
+                raise ConfigError(f"lora_targets must be a non-empty list of module names, got {self.lora_targets!r}.")
+            self.lora_targets = tuple(str(t) for t in self.lora_targets)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["labels"] = list(self.labels) if self.labels is not None else None
+        out["lora_targets"] = list(self.lora_targets) if self.lora_targets is not None else None
         return out
 
 
@@ -392,6 +432,14 @@ def write_text_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _is_peft(model) -> bool:
+    """True for a peft-wrapped model (peft is imported only when LoRA is used, so check lazily)."""
+    import sys
+
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(model, peft.PeftModel)
+
+
 class Trainer:
     """Fine-tune ``model`` (or, when none is given, the config's ``model_name``) on ``text``/``label`` frames.
 
@@ -445,17 +493,64 @@ class Trainer:
     def _out(self, *parts: str) -> Path:
         return Path(self.config.output_dir, *parts)
 
-    def _batch(self, data: EncodedTexts, idx: np.ndarray):
-        """Slice, pad to the bucket length, and copy to the device without blocking the host."""
-        length = bucket_length(data.lengths[idx].max(), self.pad_multiple, data.ids.shape[1])
+    def _host_batch(self, data: EncodedTexts, idx: np.ndarray):
+        """Slice and pad one batch on the host (pinned on CUDA): ``([ids, mask, labels?], length)``.
+
+        Whether the batch has padding is known here, from the lengths, so the model is never asked:
+        with ``prebuilt_mask`` an unpadded batch gets no mask and a padded one a boolean
+        ``(batch, 1, 1, length)`` mask that transformers passes to SDPA as it is. Given the usual 2D
+        mask, transformers calls ``padding_mask.all()`` in every forward to decide whether it can drop
+        the mask: a host-device sync per step.
+        """
+        lengths = data.lengths[idx]
+        length = bucket_length(lengths.max(), self.pad_multiple, data.ids.shape[1])
         ids = torch.from_numpy(data.ids[idx, :length].astype(np.int64))
-        mask = torch.from_numpy((np.arange(length) < data.lengths[idx, None]).astype(np.int64))
+        keep = np.arange(length) < lengths[:, None]
+        if not self._mask_4d:
+            mask = torch.from_numpy(keep.astype(np.int64))
+        elif lengths.min() < length:
+            mask = torch.from_numpy(keep[:, None, None, :])
+        else:
+            mask = None
         tensors = [ids, mask] + ([torch.from_numpy(data.labels[idx])] if data.labels is not None else [])
         if self.device.type == "cuda":
-            tensors = [t.pin_memory().to(self.device, non_blocking=True) for t in tensors]
-        else:
-            tensors = [t.to(self.device) for t in tensors]
+            tensors = [t.pin_memory() if t is not None else None for t in tensors]
         return tensors, length
+
+    def _to_device(self, tensors: list) -> list:
+        """Copy a host batch to the device; from pinned memory the copy does not block the host."""
+        blocking = self.device.type != "cuda"
+        return [t.to(self.device, non_blocking=not blocking) if t is not None else None for t in tensors]
+
+    def _batch(self, data: EncodedTexts, idx: np.ndarray):
+        tensors, length = self._host_batch(data, idx)
+        return self._to_device(tensors), length
+
+    def _host_batches(self, data: EncodedTexts, batches: list[np.ndarray], start: int):
+        """The host batches from ``start`` on, in order; with prefetching the next one is built in a
+        thread while the current step runs, so slicing and pinning overlap the device's work."""
+        if not self._prefetch:
+            for i in range(start, len(batches)):
+                yield self._host_batch(data, batches[i])
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+            future = pool.submit(self._host_batch, data, batches[start]) if start < len(batches) else None
+            for i in range(start, len(batches)):
+                current = future.result()
+                future = pool.submit(self._host_batch, data, batches[i + 1]) if i + 1 < len(batches) else None
+                yield current
+
+    @property
+    def _mask_4d(self) -> bool:
+        config = self.model.config
+        return (self.config.prebuilt_mask and getattr(config, "_attn_implementation", None) == "sdpa"
+                and not getattr(config, "is_decoder", False))
+
+    @property
+    def _prefetch(self) -> bool:
+        return self.config.prefetch if self.config.prefetch is not None else self.device.type == "cuda"
 
     def _setup_model(self, labels: Sequence[str]) -> None:
         if self.model is None:
@@ -473,6 +568,42 @@ class Trainer:
         positions = getattr(self.model.config, "max_position_embeddings", None)
         if positions is not None and self.config.max_length > positions:
             raise ConfigError(f"max_length={self.config.max_length} exceeds the model's {positions} positions.")
+        if self.config.lora_r and not getattr(self, "_lora_added", False):
+            self._add_lora()
+
+    def _add_lora(self) -> None:
+        """Wrap the model with peft LoRA adapters: the base weights freeze, adapters and the head train.
+
+        ``task_type=SEQ_CLS`` makes peft keep the new classification head trainable and save it with
+        the adapters, so a checkpoint or ``model/`` holds the adapters and head only (kilobytes to a
+        few MB), not the base model.
+        """
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        cfg = self.config
+        if _is_peft(self.model):
+            raise ConfigError("the model passed in already has peft adapters; leave lora_r at 0 to train them, "
+                              "or pass the base model to add new ones.")
+        lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r,
+                          lora_alpha=cfg.lora_alpha if cfg.lora_alpha is not None else 2 * cfg.lora_r,
+                          target_modules=list(cfg.lora_targets) if cfg.lora_targets is not None else None)
+        try:
+            self.model = get_peft_model(self.model, lora)
+        except ValueError as exc:
+            names = sorted({n.rsplit(".", 1)[-1] for n, m in self.model.named_modules() if isinstance(m, torch.nn.Linear)})
+            raise ConfigError(f"LoRA cannot be added to {type(self.model).__name__}: {str(exc).splitlines()[0][:160]} "
+                              f"Set lora_targets to some of its linear layers: {names[:12]}.") from None
+        self._lora_added = True
+
+    def _weights_state(self) -> dict:
+        """What best/ and the checkpoint hold: the adapters and head under LoRA, else every weight (on the CPU)."""
+        if _is_peft(self.model):
+            from peft import get_peft_model_state_dict
+
+            state = get_peft_model_state_dict(self.model)
+        else:
+            state = self.model.state_dict()
+        return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
     def _encode_frame(self, df, where: str, require_labels: bool = True) -> EncodedTexts:
         texts, labels = _frame_texts_labels(df, where, require_labels, self.config.fold_label_case)
@@ -522,15 +653,16 @@ class Trainer:
         val_data = self._encode_frame(validation, "validation") if validation is not None else None
 
         model = self.model
-        if cfg.compile:
-            limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
-            setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))
-            model = torch.compile(model, backend=cfg.compile_backend, dynamic=False)
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
             model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:  # after DDP, as PyTorch advises: the DDP optimizer then splits graphs at bucket boundaries
+            limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+            setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))
+            model = torch.compile(model, backend=cfg.compile_backend, dynamic=False)
         self._train_model = model
+        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
 
         global_bs = cfg.batch_size * self.world_size
         batches_per_epoch = len(self._rank_batches(plan_epoch(train_data.lengths, global_bs, cfg.seed, 0, cfg.group_by_length)))
@@ -545,7 +677,8 @@ class Trainer:
             "data": _fingerprint(texts, train_data.labels), "labels": list(self.labels), "world_size": self.world_size,
             **{k: getattr(cfg, k) for k in ("model_name", "max_length", "batch_size", "learning_rate", "epochs",
                                             "warmup_ratio", "weight_decay", "gradient_accumulation", "seed",
-                                            "group_by_length", "max_grad_norm", "precision")},
+                                            "group_by_length", "max_grad_norm", "precision", "lora_r", "lora_alpha")},
+            "lora_targets": list(cfg.lora_targets) if cfg.lora_targets is not None else None,
         }
         self.history, self.global_step, start_epoch, skip = History(), 0, 0, 0
         self._best_state, self._bad_epochs = None, 0
@@ -586,48 +719,50 @@ class Trainer:
                    disable=not (cfg.progress and self.is_main), leave=False, dynamic_ncols=True)
         start = time.perf_counter()
         step_loss = None
-        for i in range(skip, len(batches)):
-            group_start = i - i % cfg.gradient_accumulation
-            n_micro = min(cfg.gradient_accumulation, len(batches) - group_start)
-            last_micro = i == group_start + n_micro - 1
-            sync = model.no_sync() if self.world_size > 1 and not last_micro else contextlib.nullcontext()
-            length = None
-            try:
-                (ids, mask, labels), length = self._batch(data, batches[i])
-                self.shapes_seen.add((len(batches[i]), length))
-                with sync:
-                    with self._autocast():
-                        logits = model(input_ids=ids, attention_mask=mask).logits
-                    loss = F.cross_entropy(logits.float(), labels)
-                    (loss / n_micro).backward()
-            except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
-                self._raise_if_oom(exc, "training", cfg.batch_size, length)
-                raise
-            step_loss = loss.detach() / n_micro if step_loss is None else step_loss + loss.detach() / n_micro
-            n_samples += len(batches[i]) * self.world_size
-            n_tokens += int(data.lengths[batches[i]].sum()) * self.world_size
-            if not last_micro:
-                continue
-            if cfg.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-            self.history.learning_rate.append(scheduler.get_last_lr()[0])
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            self.global_step += 1
-            self.history.step.append(self.global_step)
-            pending.append(step_loss)
-            step_loss = None
-            bar.update(1)
-            if self.global_step % cfg.log_every == 0:
-                self._flush(pending)
-                rate = n_samples / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{self.history.loss[-1]:.4f}", samples_s=f"{rate:.0f}")
-            if cfg.save_every and self.global_step % cfg.save_every == 0 and i + 1 < len(batches):
-                self._flush(pending)
-                self._save_checkpoint(optimizer, scheduler, epoch, i + 1, fingerprint)
-            for callback in self.callbacks:
-                callback(self)
+        with contextlib.closing(self._host_batches(data, batches, skip)) as host_batches:
+            for i in range(skip, len(batches)):
+                group_start = i - i % cfg.gradient_accumulation
+                n_micro = min(cfg.gradient_accumulation, len(batches) - group_start)
+                last_micro = i == group_start + n_micro - 1
+                sync = model.no_sync() if self.world_size > 1 and not last_micro else contextlib.nullcontext()
+                length = None
+                try:
+                    host, length = next(host_batches)
+                    ids, mask, labels = self._to_device(host)
+                    self.shapes_seen.add((len(batches[i]), length))
+                    with sync:
+                        with self._autocast():
+                            logits = model(input_ids=ids, attention_mask=mask).logits
+                        loss = F.cross_entropy(logits.float(), labels)
+                        (loss / n_micro).backward()
+                except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+                    self._raise_if_oom(exc, "training", cfg.batch_size, length)
+                    raise
+                step_loss = loss.detach() / n_micro if step_loss is None else step_loss + loss.detach() / n_micro
+                n_samples += len(batches[i]) * self.world_size
+                n_tokens += int(data.lengths[batches[i]].sum()) * self.world_size
+                if not last_micro:
+                    continue
+                if cfg.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self._trainable, cfg.max_grad_norm)
+                self.history.learning_rate.append(scheduler.get_last_lr()[0])
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                self.global_step += 1
+                self.history.step.append(self.global_step)
+                pending.append(step_loss)
+                step_loss = None
+                bar.update(1)
+                if self.global_step % cfg.log_every == 0:
+                    self._flush(pending)
+                    rate = n_samples / max(time.perf_counter() - start, 1e-9)
+                    bar.set_postfix(loss=f"{self.history.loss[-1]:.4f}", samples_s=f"{rate:.0f}")
+                if cfg.save_every and self.global_step % cfg.save_every == 0 and i + 1 < len(batches):
+                    self._flush(pending)
+                    self._save_checkpoint(optimizer, scheduler, epoch, i + 1, fingerprint)
+                for callback in self.callbacks:
+                    callback(self)
         self._flush(pending)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # one wait per epoch, so the timing is the GPU's, not the queue's
@@ -709,7 +844,7 @@ class Trainer:
         better = h.best_metric is None or (value < h.best_metric if cfg.eval_metric == "loss" else value > h.best_metric)
         if better:
             h.best_metric, h.best_epoch, self._bad_epochs = value, epoch + 1, 0
-            self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            self._best_state = self._weights_state()
             if cfg.output_dir is not None and self.is_main:
                 with _quiet_transformers():
                     write_folder_atomically(self._out(BEST_DIR), self.model.save_pretrained)
@@ -800,7 +935,11 @@ class Trainer:
     # -- saving and resuming ------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the model (safetensors), tokenizer and this config; ``load_pretrained(path)`` reads it back."""
+        """Write the model (safetensors), tokenizer and this config; ``load_pretrained(path)`` reads it back.
+
+        Under LoRA only the adapters and head are written: load them with
+        ``peft.AutoPeftModelForSequenceClassification.from_pretrained(path)``.
+        """
         self._require_model()
         def write(folder: Path) -> None:
             with _quiet_transformers():
@@ -863,7 +1002,13 @@ class Trainer:
         return state
 
     def _apply_weights(self, state: dict, where: Path | str) -> None:
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        if _is_peft(self.model):
+            from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+            missing = sorted(set(get_peft_model_state_dict(self.model)) - set(state))
+            unexpected = [] if missing else set_peft_model_state_dict(self.model, state).unexpected_keys
+        else:
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise TrainingError(f"{where} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]}); "
                                 "was it saved from another architecture?")
@@ -880,7 +1025,7 @@ class Trainer:
         except Exception as exc:  # a damaged file from outside the trainer: say which, do not guess
             raise TrainingError(f"{folder / _STATE_FILE} cannot be read ({type(exc).__name__}); "
                                 "delete the checkpoint folder and start afresh.") from None
-        saved = state["fingerprint"]
+        saved = {"lora_r": 0, "lora_alpha": None, "lora_targets": None, **state["fingerprint"]}  # older checkpoints: no LoRA
         changed = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
         if changed:
             detail = ", ".join(f"{k}: {saved.get(k)!r} -> {fingerprint[k]!r}" for k in changed if k != "data")

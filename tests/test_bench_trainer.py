@@ -45,18 +45,67 @@ def test_all_three_variants_run_on_the_same_data_and_write_a_table(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--model", "tiny", "--data", "imdb-like", "--samples", "32",
-         "--eval-samples", "24", "--max-length", "32", "--epochs", "1", "--batch-size", "8", "--out", str(out)],
+         "--eval-samples", "24", "--max-length", "32", "--epochs", "1", "--batch-size", "8", "--warm-steps", "1", "--peak-tflops", "50",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "samples/s" in proc.stdout and "course_utils.trainer" in proc.stdout
+    assert "agrees with naive loop (fp32, pad to max_length) on" in proc.stdout
     payload = json.loads(out.read_text())
     results = {r["variant"]: r for r in payload["results"]}
     assert set(results) == {"naive", "hf", "course"}
     for r in results.values():
-        assert r["n_train"] == 32 and r["n_test"] == 24  # same data for every variant
-        assert r["samples_per_second"] > 0 and r["real_tokens_per_second"] > 0
+        assert r["n_train"] == 32 and r["n_test"] == 24 and r["steps"] == 4  # same data for every variant
+        steady = r["steady"]  # 4 steps, 1 warm-up: 3 steps of 8 texts in the steady window
+        assert steady["steps"] == 3 and steady["samples"] == 24 and 0 < steady["seconds"] < r["end_to_end_seconds"]
+        assert steady["samples_per_second"] > 0 and steady["real_tokens_per_second"] > 0
         assert 0.0 <= r["test_accuracy"] <= 1.0 and r["peak_memory_gb"] > 0
-        assert r["mfu"] is None  # no known peak on a CPU unless --peak-tflops is given
+        assert len(r["test_predictions"]) == 24 and set(r["test_predictions"]) <= {"negative", "positive"}
+        assert steady["mfu"] == pytest.approx(steady["flops"] / (steady["seconds"] * 50e12))  # --peak-tflops 50
     assert len({r["parameters"] for r in results.values()}) == 1  # same model in every variant
-    assert payload["cpu_target"] is None  # only the 768-tweet, 2-epoch run is judged against the target
+    assert len({r["threads"] for r in results.values()}) == 1  # same thread choice in every variant
+    assert payload["cpu_target"] is None  # only the exact target settings are judged against the target
+    assert payload["environment"]["load_average"] is not None
+
+
+def test_training_flops_count_6n_per_token_plus_attention(bench):
+    # 6 x N x tokens + 12 x layers x hidden x sum(L^2): two texts of 3 and 5 tokens
+    assert bench.training_flops(1000, [3, 5], n_layers=2, hidden=4) == 6 * 1000 * 8 + 12 * 2 * 4 * (9 + 25)
+    # attention grows with the square of the length: one text of 8 costs more than two of 4
+    assert bench.training_flops(0, [8], 1, 1) == 2 * bench.training_flops(0, [4, 4], 1, 1)
+    assert bench.training_flops(10, [], 1, 1) == 0
+
+
+def test_non_embedding_parameters_leave_the_embedding_tables_out(bench):
+    from course_utils.models import count_parameters, tiny_bert_for_tests
+
+    _, model = tiny_bert_for_tests()
+    emb = model.bert.embeddings
+    tables = sum(m.weight.numel() for m in (emb.word_embeddings, emb.position_embeddings, emb.token_type_embeddings))
+    assert bench.non_embedding_parameters(model) == count_parameters(model) - tables
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("NVIDIA H100 80GB HBM3", ("H100 SXM", 989.0)),
+    ("NVIDIA H100 PCIe", ("H100 PCIe", 756.0)),
+    ("NVIDIA H100 NVL", ("H100 NVL", 835.0)),
+    ("NVIDIA H200", ("H200 SXM", 989.0)),
+    ("NVIDIA H200 NVL", ("H200 NVL", 835.0)),
+    ("NVIDIA A100-SXM4-80GB", ("A100 (SXM or PCIe)", 312.0)),
+    ("NVIDIA L4", ("L4", 121.0)),
+    ("NVIDIA L40S", ("L40S", 362.0)),
+    ("NVIDIA A10", ("A10", 125.0)),
+    ("NVIDIA H100", None),  # SXM, PCIe or NVL? not guessed
+    ("Tesla T4", None),  # no bf16 tensor cores
+])
+def test_the_peak_is_looked_up_by_exact_gpu_model(bench, name, expected):
+    assert bench.peak_tflops_for(name) == expected
+
+
+def test_only_the_exact_target_settings_are_judged_against_the_target(bench):
+    assert bench.is_target_run(bench.parse_args([]))
+    assert bench.is_target_run(bench.parse_args(["--seed", "7"]))  # the target is stated for any seed
+    for changed in (["--max-length", "32"], ["--batch-size", "16"], ["--lr", "3e-5"], ["--samples", "512"],
+                    ["--eval-samples", "100"], ["--compile"], ["--model", "tiny"]):
+        assert not bench.is_target_run(bench.parse_args(changed)), changed

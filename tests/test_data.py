@@ -187,6 +187,29 @@ def test_load_text_file_bad_inputs(write_csv, content, pattern):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 20])
+def test_utf8_check_reads_in_blocks_and_still_names_the_byte_and_line(tmp_path, chunk):
+    from course_utils.data import _check_utf8
+
+    good = tmp_path / "good.csv"
+    good.write_text("text,label\ncafé ☕,x\n", encoding="utf-8")  # multi-byte characters across block edges
+    _check_utf8(good, chunk=chunk)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("text,label\ncafé,x\n".encode() + b"na\xefve,y\n")
+    with pytest.raises(DataError, match=r"byte 0x[0-9a-f]{2} on line 3"):
+        _check_utf8(bad, chunk=chunk)
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes("text,label\ncafé,x\n".encode()[:-4])  # ends inside the two bytes of é
+    with pytest.raises(DataError, match="not valid UTF-8"):
+        _check_utf8(cut, chunk=chunk)
+
+
+def test_a_wide_csv_keeps_only_the_two_columns_as_strings(write_csv):
+    frame = load_text_file(write_csv("id,text,when,label,score\n1,good,2024,1.0,0.5\n2,bad,2025,0,0.1\n"))
+    assert list(frame.columns) == ["text", "label"] and frame["label"].tolist() == ["1", "0"]
+    assert frame["text"].map(type).eq(str).all()
+
+
 def test_load_text_file_missing_path_and_type(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         load_text_file(tmp_path / "nope.csv")

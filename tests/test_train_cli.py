@@ -54,9 +54,24 @@ def test_a_run_writes_metrics_and_a_loadable_model(tiny_model_dir, toy_csv, tmp_
     assert report["samples_per_second"] > 0 and report["train_seconds"] > 0
     assert report["device"]["kind"] == "cpu" and report["precision"] == "fp32"
     assert len(report["history"]["loss"]) == 2 * 16
-    assert f"test accuracy {report['accuracy']:.4f}" in out
+    assert f"test accuracy {report['accuracy']:.4f}" in out and "LoRA" not in out
+    assert report["config"]["lora_r"] == 0
     _, model = load_pretrained(out_dir / "model", num_labels=2)
     assert model.config.id2label == {0: "negative", 1: "positive"}
+
+
+def test_lora_r_trains_an_adapter_that_loads_back(tiny_model_dir, toy_csv, tmp_path, capsys):
+    peft = pytest.importorskip("peft")
+    out_dir = tmp_path / "lora"
+    code, out, err = run_cli(["--data", toy_csv, "--model", tiny_model_dir, "--output-dir", str(out_dir), *FAST,
+                              "--lora-r", "4", "--lora-alpha", "16"], capsys)
+    assert code == 0, err
+    assert "LoRA adapter" in out
+    report = json.loads((out_dir / "metrics.json").read_text())
+    assert report["config"]["lora_r"] == 4 and report["config"]["lora_alpha"] == 16
+    assert not (out_dir / "model" / "model.safetensors").exists()
+    model = peft.AutoPeftModelForSequenceClassification.from_pretrained(out_dir / "model")
+    assert model.peft_config["default"].r == 4 and model.peft_config["default"].lora_alpha == 16
 
 
 def _write(tmp_path: Path, name: str, content: str | bytes) -> str:
@@ -81,6 +96,8 @@ BAD_INPUTS = {
     "--batch-size -3": (lambda d: ["--batch-size", "-3"], "batch_size must be an integer >= 1"),
     "--warmup-ratio 2": (lambda d: ["--warmup-ratio", "2"], "warmup_ratio"),
     "--max-train-samples 0": (lambda d: ["--max-train-samples", "0"], "--max-train-samples must be a positive"),
+    "--lora-r -1": (lambda d: ["--lora-r", "-1"], "lora_r must be an integer >= 0"),
+    "--lora-alpha without --lora-r": (lambda d: ["--lora-alpha", "8"], "need lora_r"),
     "--precision fp16": (lambda d: ["--precision", "fp16"], "invalid choice: 'fp16'"),
     "imdb offline": (lambda d: ["--data", "imdb"], "imdb|datasets|Hub"),
     "missing model folder": (lambda d: ["--model", str(d / "no_model/")], "no such model folder|config.json"),

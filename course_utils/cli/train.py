@@ -7,6 +7,7 @@ course_utils.models.load_pretrained or transformers' from_pretrained).
 
 examples:
   course-utils train --data tweets --binary --epochs 2 --output-dir runs/tweets
+  course-utils train --data tweets --binary --lora-r 8 --output-dir runs/tweets-lora     (adapters only)
   course-utils train --data reviews.csv --text-column review --label-column stars --output-dir runs/reviews
   course-utils train --data imdb --model bert-base-uncased --max-length 256 --output-dir runs/imdb   (online)
   torchrun --nproc-per-node 2 -m course_utils.cli train --data tweets --output-dir runs/ddp           (several GPUs)
@@ -87,6 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--save-every", type=int, default=None, help="checkpoint every N steps (there is one per epoch anyway)")
     train.add_argument("--pad-multiple", type=int, default=None, help="pad batches to a multiple of N tokens "
                                                                      "(default: 64 on GPU, 8 on CPU)")
+    train.add_argument("--lora-r", type=int, default=_DEFAULTS.lora_r, metavar="R",
+                       help="train LoRA adapters of rank R (peft) and the head instead of every weight; "
+                            "OUTPUT_DIR/model then holds the adapter only; 0: off (full fine-tuning)")
+    train.add_argument("--lora-alpha", type=float, default=None,
+                       help="LoRA scaling: updates are scaled by alpha / r (default: 2 x r)")
     train.add_argument("--compile", action="store_true", help="torch.compile the model (GPU; one compile per shape)")
     train.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint")
@@ -102,7 +108,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         max_grad_norm=args.max_grad_norm if args.max_grad_norm else None, precision=args.precision,
         seed=args.seed, early_stopping_patience=args.patience, eval_metric=args.eval_metric,
         output_dir=args.output_dir, save_every=args.save_every, labels=args.labels, log_every=args.log_every,
-        fold_label_case=args.fold_label_case,
+        fold_label_case=args.fold_label_case, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
         pad_multiple=args.pad_multiple, compile=args.compile, device=args.device, progress=not args.no_progress,
     )
 
@@ -187,4 +193,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained on {len(train)} texts in {history.train_seconds:.1f} s "
           f"({history.samples_per_second:.1f} samples/s, {report['precision']}, {report['device']['name']})")
     print(f"wrote {out / 'metrics.json'} and {out / MODEL_DIR}", file=sys.stdout)
+    if config.lora_r:
+        print(f"{out / MODEL_DIR} holds the LoRA adapter and head only: load it with "
+              "peft.AutoPeftModelForSequenceClassification.from_pretrained (it finds the base model), "
+              "or merge_and_unload() it into the base model for serving.")
     return 0
