@@ -149,7 +149,11 @@ _SPACES = re.compile(r"\s+")
 
 
 def _repair(text: str) -> str:
-    fixed = ftfy.fix_text(text)
+    return _strip_junk(ftfy.fix_text(text))
+
+
+def _strip_junk(fixed: str) -> str:
+    """What :func:`_repair` does after ftfy: cut the mojibake runs ftfy could not undo."""
     fixed = _JUNK_RUN.sub(" ", fixed)
     # A junk run inside a contraction ("don' t") leaves a space after the apostrophe.
     fixed = re.sub(r"(\w)' (?=(t|s|re|ll|ve|d|m)\b)", r"\1'", fixed)
@@ -197,7 +201,7 @@ def mojibake_outcomes(texts: pd.Series) -> pd.Series:
         raise DataError(f"mojibake_outcomes: expected a pandas Series of texts, got {type(texts).__name__}.")
     original = texts.astype(str)
     after_ftfy = original.map(ftfy.fix_text)
-    final = original.map(_repair)
+    final = after_ftfy.map(_strip_junk)  # = original.map(_repair), without running ftfy a second time
     outcome = pd.Series("unchanged", index=texts.index, dtype=object)
     outcome[final != original] = "spacing"
     outcome[after_ftfy != original] = "repaired"
