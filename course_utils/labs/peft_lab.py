@@ -228,8 +228,10 @@ class RunRecord:
     step_losses: list[float] = field(default_factory=list)
 
 
-def _encode(tokenizer, texts, max_length: int):
-    return tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+def _encode(tokenizer, texts, max_length: int, device: torch.device | None = None):
+    """One batch, padded to its longest text (dynamic padding), on ``device``."""
+    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return batch.to(device) if device is not None else batch
 
 
 def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *, epochs: int = 2,
@@ -250,6 +252,7 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("every parameter is frozen: nothing would train.")
+    device = params[0].device
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     steps = epochs * math.ceil(len(texts) / batch_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, steps // 10), steps)
@@ -263,8 +266,8 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
             order = torch.randperm(len(texts), generator=generator).tolist()
             for i in range(0, len(order), batch_size):
                 idx = order[i : i + batch_size]
-                batch = _encode(tokenizer, [texts[j] for j in idx], max_length)
-                loss = model(**batch, labels=y[idx]).loss
+                batch = _encode(tokenizer, [texts[j] for j in idx], max_length, device)
+                loss = model(**batch, labels=y[idx].to(device)).loss
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
@@ -287,7 +290,8 @@ def predict_logits(model, tokenizer, texts, max_length: int = 64, batch_size: in
     texts = [str(t) for t in texts]
     if not texts:
         raise DataError("predict: no texts given.")
-    return torch.cat([model(**_encode(tokenizer, texts[i : i + batch_size], max_length)).logits
+    device = next(model.parameters()).device
+    return torch.cat([model(**_encode(tokenizer, texts[i : i + batch_size], max_length, device)).logits.float().cpu()
                       for i in range(0, len(texts), batch_size)])
 
 
