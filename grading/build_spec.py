@@ -169,12 +169,30 @@ def _lesson_07(seeds: list[int]) -> dict:
     }
 
 
+def _lesson_08() -> dict:
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    from course_utils.models import load_pretrained
+
+    _, base = load_pretrained(labels=["negative", "positive"])
+    model = get_peft_model(base, LoraConfig(task_type=TaskType.SEQ_CLS, lora_dropout=0.0, **Q.LORA_EXERCISE))
+    query = model.base_model.model.bert.encoder.layer[0].attention.self.query
+    update = query.lora_B["default"].weight @ query.lora_A["default"].weight
+    return {
+        # Counts and peft's constants: exact on every machine.
+        "q8_1": {"expected": sum(p.numel() for p in model.parameters() if p.requires_grad)},
+        "q8_2": {"expected": int(torch.linalg.matrix_rank(update.detach()))},
+        "q8_3": {"expected": float(query.scaling["default"])},
+    }
+
+
 def build(n_variants: int = 12, seeds: list[int] | None = None) -> dict:
     """The spec. ``seeds`` (tests) fixes the variant pool; by default 0 plus fresh random seeds."""
     if seeds is None:
         seeds = [0] + sorted({secrets.randbelow(10**6) + 1 for _ in range(n_variants - 1)})
     entries: dict = {}
-    for part in (_lesson_01, _lesson_02, _lesson_03, _lesson_04, _lesson_05, _lesson_06):
+    for part in (_lesson_01, _lesson_02, _lesson_03, _lesson_04, _lesson_05, _lesson_06, _lesson_08):
         entries.update(part())
     entries.update(_lesson_07(seeds))
     for q in Q.QUESTIONS:

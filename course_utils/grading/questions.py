@@ -43,6 +43,8 @@ SCENARIOS = {
     "d": "Take an ImageNet-pre-trained network and update its weights on 500 labelled X-ray images.",
     "e": "Fit a logistic regression on hand-made word counts of the support tickets.",
 }
+# Lesson 08's exercise wraps the offline BERT (two labels) with this LoRA setting.
+LORA_EXERCISE = {"r": 8, "lora_alpha": 16, "target_modules": ["query", "value"]}
 DATA_SOURCES_MIN_WORDS = 2
 TASK_MIN_WORDS = 6
 
@@ -423,6 +425,22 @@ QUESTIONS: tuple[Question, ...] = (
              "Which metric should decide between fraud models?",
              f"One of {list(FRAUD_METRICS)}: which one did the do-nothing model score well on?",
              "exact", _choice(FRAUD_METRICS)),
+    # 08 -- parameter-efficient fine-tuning
+    Question("q8_1", "08_parameter_efficient_fine_tuning", "lora_trainable_params",
+             "How many parameters are trainable after get_peft_model with LoraConfig(task_type=SEQ_CLS, r=8, "
+             "lora_alpha=16, target_modules=['query', 'value']) on the offline BERT with two labels?",
+             "Sum p.numel() over the parameters with requires_grad (print_trainable_parameters() agrees): "
+             "every A and B, plus the new classifier head that peft trains and saves with the adapter.",
+             "number", _fewer_than_total),
+    Question("q8_2", "08_parameter_efficient_fine_tuning", "initial_update_rank",
+             "The rank of the update B @ A of the first layer's query projection right after wrapping, before any training.",
+             "torch.linalg.matrix_rank(B @ A) with A = query.lora_A['default'].weight and B = query.lora_B['default'].weight; "
+             "look at how B starts.",
+             "number", _number(0, LORA_EXERCISE["r"], integer=True)),
+    Question("q8_3", "08_parameter_efficient_fine_tuning", "lora_scaling",
+             "The factor that layer multiplies B @ A by before adding it to W x.",
+             "Read query.scaling['default'] and compare it with lora_alpha / r.",
+             "number", _number(0.0, None)),
 )
 
 _BY_ID = {q.id: q for q in QUESTIONS}

@@ -1,0 +1,308 @@
+"""Parameter-efficient fine-tuning with ``peft``: the plumbing of lesson 08.
+
+Lesson 08 compares three ways to adapt the offline BERT to the tweet task: training the head only
+(frozen encoder), LoRA adapters on the attention projections (the ``peft`` library), and full
+fine-tuning. The notebook shows the parts that matter (the ``LoraConfig``, the loop's lines, what is
+trainable); this module holds what every run repeats: the two tweet tasks, one fresh model per run
+from one loaded base, a plain training loop with its time and memory, predictions, and sizes on disk.
+
+Memory is measured two ways, and the lesson says which it prints: the process's resident set size
+(``psutil``, sampled every 20 ms during training, above its value when the run began) and
+the exact bytes of what training adds to the weights (gradients and AdamW's two moments, counted from
+the tensors themselves). The first includes activations and the allocator's noise; the second is the
+part that LoRA shrinks.
+
+Taught in lesson 08 (parameter-efficient fine-tuning).
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import gc
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from course_utils.data import (
+    Splits,
+    load_course_dataset,
+    split_dataset,
+    stratified_sample,
+)
+from course_utils.errors import ConfigError, DataError
+from course_utils.labs.corpus import tweet_topics
+
+__all__ = [
+    "LORA_TARGETS",
+    "STRATEGIES",
+    "TASKS",
+    "RunRecord",
+    "folder_bytes",
+    "lora_delta",
+    "make_model",
+    "parameter_counts",
+    "predict_labels",
+    "predict_logits",
+    "train_classifier",
+    "tweet_task",
+]
+
+#: The attention projections of a BERT layer that lesson 08 adapts (module names in ``transformers``).
+LORA_TARGETS = ("query", "key", "value")
+STRATEGIES = ("head", "lora", "full")
+#: Task name -> label names, in index order. "airlines" is the second task of lesson 08: is the tweet
+#: about an airline (the corpus's largest topic, found by :func:`course_utils.labs.corpus.tweet_topics`)?
+TASKS = {"sentiment": ["negative", "positive"], "airlines": ["other", "airlines"]}
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+def tweet_task(task: str = "sentiment", n_train: int = 384, n_eval: int = 256, seed: int = 42,
+               frame: pd.DataFrame | None = None) -> Splits:
+    """Train / validation / test frames (``text``, ``label``) of one of :data:`TASKS`.
+
+    Both tasks start from the cleaned negative/positive tweets and the same stratified split
+    (``split_dataset(seed=42)``); "airlines" relabels each tweet by its topic. Each split is then
+    shrunk to ``n_train`` / ``n_eval`` rows with the class shares kept. ``frame`` replaces the corpus
+    (tests pass a small one).
+    """
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; use one of {list(TASKS)}.")
+    if n_train < 2 or n_eval < 2:
+        raise ConfigError(f"n_train and n_eval must be at least 2, got {n_train} and {n_eval}.")
+    df = load_course_dataset("tweets", binary=True) if frame is None else frame
+    if not {"text", "label"} <= set(df.columns):
+        raise DataError(f"tweet_task: the frame needs 'text' and 'label' columns, has {list(df.columns)}.")
+    df = df[["text", "label"]].copy()
+    if task == "airlines":
+        df["label"] = np.where(tweet_topics(df["text"]) == "airlines", "airlines", "other")
+    splits = split_dataset(df, seed=seed)
+    sizes = {"train": n_train, "validation": n_eval, "test": n_eval}
+    frames = {}
+    for name, part in splits.items():
+        small = stratified_sample(part, sizes[name], seed=seed)
+        small.attrs["split"] = name
+        frames[name] = small
+    return Splits(**frames)
+
+
+def _label_ids(labels: pd.Series, names: list[str]) -> torch.Tensor:
+    unknown = sorted(set(labels) - set(names))
+    if unknown:
+        raise DataError(f"labels {unknown} are not among the model's labels {names}.")
+    index = {name: i for i, name in enumerate(names)}
+    return torch.tensor([index[v] for v in labels], dtype=torch.long)
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+def make_model(base, strategy: str, *, r: int = 8, alpha: int | None = None, seed: int = 0,
+               targets: tuple[str, ...] = LORA_TARGETS):
+    """A fresh copy of ``base`` (a loaded ``BertForSequenceClassification``) ready for one strategy.
+
+    * ``"head"``: the encoder is frozen; only the classifier trains.
+    * ``"lora"``: ``peft.get_peft_model`` with rank ``r`` on ``targets``; ``alpha`` defaults to
+      ``2 * r`` (so ``alpha / r`` stays 2 across ranks); the classifier is new, so peft trains and
+      saves it too (``task_type=SEQ_CLS`` puts it in ``modules_to_save``).
+    * ``"full"``: every weight trains.
+
+    The classifier is re-initialised from ``seed``, so three seeds are three different runs while
+    ``base`` itself is never modified.
+    """
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {strategy!r}; use one of {list(STRATEGIES)}.")
+    model = copy.deepcopy(base)
+    torch.manual_seed(seed)
+    model.classifier.reset_parameters()
+    if strategy == "full":
+        for p in model.parameters():
+            p.requires_grad = True
+        return model
+    if strategy == "head":
+        for name, p in model.named_parameters():
+            p.requires_grad = name.startswith("classifier.")
+        return model
+    if r < 1:
+        raise ConfigError(f"LoRA rank r must be >= 1, got {r}.")
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=2 * r if alpha is None else alpha,
+                        lora_dropout=0.0, target_modules=list(targets))
+    return get_peft_model(model, config)
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """(trainable, total) parameters; for a peft model the total includes the adapter's own weights."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def lora_delta(model, layer: int = 0, module: str = "query", adapter: str = "default") -> tuple[torch.Tensor, float]:
+    """The update LoRA adds to one weight matrix: (``B @ A``, the scaling ``alpha / r``).
+
+    The layer's effective weight is ``W + scaling * (B @ A)``; its rank is at most ``r``.
+    """
+    try:
+        lin = getattr(model.base_model.model.bert.encoder.layer[layer].attention.self, module)
+        a, b = lin.lora_A[adapter].weight, lin.lora_B[adapter].weight
+    except (AttributeError, KeyError, IndexError):
+        raise ConfigError(f"no LoRA adapter {adapter!r} on layer {layer}'s {module!r}: build the model with "
+                          "make_model(base, 'lora', ...) first.") from None
+    return (b @ a).detach(), float(lin.scaling[adapter])
+
+
+# --------------------------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------------------------
+
+
+def _release_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc), so RSS starts low."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): RSS just starts a little higher
+        pass
+
+
+class _PeakRSS:
+    """Highest resident set size of this process while the block runs, sampled in a thread (psutil)."""
+
+    def __init__(self, every: float = 0.02):
+        import psutil
+
+        self._process, self._every = psutil.Process(), every
+        self.start = self.peak = 0
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            self._stop.wait(self._every)
+
+    def __enter__(self):
+        self.start = self.peak = self._process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+        return False
+
+
+def _bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if torch.is_tensor(t))
+
+
+# --------------------------------------------------------------------------------------------
+# Training and prediction
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunRecord:
+    """What one training run cost: time, memory (two measures) and the loss per step."""
+
+    seconds: float  # wall-clock time of the loop
+    cpu_seconds: float  # CPU time of this process in the loop: what a busy, shared machine inflates least
+    peak_rss_mb: float  # psutil: highest resident set size during training, minus the RSS at its start
+    training_state_mb: float  # gradients + AdamW moments, counted from the tensors (weights excluded)
+    weights_mb: float  # every weight the forward pass reads, trainable or frozen
+    step_losses: list[float] = field(default_factory=list)
+
+
+def _encode(tokenizer, texts, max_length: int, device: torch.device | None = None):
+    """One batch, padded to its longest text (dynamic padding), on ``device``."""
+    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return batch.to(device) if device is not None else batch
+
+
+def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *, epochs: int = 2,
+                     lr: float = 1e-3, batch_size: int = 16, max_length: int = 64, seed: int = 0) -> RunRecord:
+    """AdamW with linear decay (10% warm-up) over the parameters with ``requires_grad``; in place.
+
+    The same loop serves every strategy, so a difference in time or memory comes from what is
+    trainable, not from two implementations.
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise ConfigError(f"epochs and batch_size must be >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}.")
+    if len(frame) == 0:
+        raise DataError("train_classifier: the training frame is empty.")
+    y = _label_ids(frame["label"], labels)
+    texts = frame["text"].astype(str).tolist()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("every parameter is frozen: nothing would train.")
+    device = params[0].device
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    steps = epochs * math.ceil(len(texts) / batch_size)
+    scheduler = get_linear_schedule_with_warmup(optimizer, max(1, steps // 10), steps)
+    generator = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    _release_freed_memory()
+    model.train()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    with _PeakRSS() as rss:
+        for _ in range(epochs):
+            order = torch.randperm(len(texts), generator=generator).tolist()
+            for i in range(0, len(order), batch_size):
+                idx = order[i : i + batch_size]
+                batch = _encode(tokenizer, [texts[j] for j in idx], max_length, device)
+                loss = model(**batch, labels=y[idx].to(device)).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=False)  # keep the gradients' memory countable below
+                losses.append(float(loss.detach()))
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    state = _bytes(p.grad for p in params) + _bytes(v for s in optimizer.state.values() for v in s.values())
+    weights = _bytes(model.parameters())
+    model.eval()
+    for p in params:
+        p.grad = None
+    return RunRecord(seconds, cpu_seconds, (rss.peak - rss.start) / 2**20, state / 2**20, weights / 2**20, losses)
+
+
+@torch.no_grad()
+def predict_logits(model, tokenizer, texts, max_length: int = 64, batch_size: int = 64) -> torch.Tensor:
+    """Logits of ``model`` (eval mode, no dropout) on ``texts``, in order."""
+    model.eval()
+    texts = [str(t) for t in texts]
+    if not texts:
+        raise DataError("predict: no texts given.")
+    device = next(model.parameters()).device
+    return torch.cat([model(**_encode(tokenizer, texts[i : i + batch_size], max_length, device)).logits.float().cpu()
+                      for i in range(0, len(texts), batch_size)])
+
+
+def predict_labels(model, tokenizer, texts, max_length: int = 64, batch_size: int = 64) -> np.ndarray:
+    """Predicted class indices on ``texts``."""
+    return predict_logits(model, tokenizer, texts, max_length, batch_size).argmax(dim=1).numpy()
+
+
+def folder_bytes(path: str | Path) -> int:
+    """Total size of the files under ``path``: what must be shipped to serve a saved model or adapter."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: nothing saved there (call save_pretrained first).")
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -1,0 +1,143 @@
+"""Lesson 08's plumbing: the two tweet tasks, the three strategies, the loop, and adapters on disk.
+
+Runs on the tiny random BERT (two layers, hidden size 32), so every test takes well under a second or
+two; the lesson runs the same code on the offline MiniLM.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from course_utils.errors import ConfigError, DataError
+from course_utils.labs.peft_lab import (
+    TASKS,
+    folder_bytes,
+    lora_delta,
+    make_model,
+    parameter_counts,
+    predict_labels,
+    predict_logits,
+    train_classifier,
+    tweet_task,
+)
+from course_utils.models import tiny_bert_for_tests
+
+LABELS = TASKS["sentiment"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_bert_for_tests(labels=LABELS)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    good = ["what a lovely flight, thank you @united", "great service today", "love it so much", "best day ever"]
+    bad = ["my flight was cancelled again", "terrible airline, lost my baggage", "worst app ever", "hate this"]
+    texts = [f"{t} {i}" for i in range(12) for t in good + bad]
+    labels = ["positive"] * 4 + ["negative"] * 4
+    return pd.DataFrame({"text": texts, "label": labels * 12})
+
+
+def test_tasks_are_split_sized_and_relabelled(frame):
+    sentiment = tweet_task("sentiment", n_train=20, n_eval=6, frame=frame)
+    assert sentiment.sizes() == {"train": 20, "validation": 6, "test": 6}
+    assert set(sentiment.train["label"]) == {"negative", "positive"}
+    airlines = tweet_task("airlines", n_train=20, n_eval=6, frame=frame)
+    airline_rows = frame["text"].str.contains("flight|airline|@united")
+    assert set(airlines.train["label"]) == set(TASKS["airlines"])
+    # the same texts as the sentiment split, relabelled by topic
+    truth = dict(zip(frame["text"], np.where(airline_rows, "airlines", "other")))
+    assert all(truth[t] == label for t, label in zip(airlines.train["text"], airlines.train["label"]))
+    with pytest.raises(ConfigError, match="unknown task"):
+        tweet_task("topic", frame=frame)
+    with pytest.raises(DataError, match="'text' and 'label'"):
+        tweet_task(frame=frame.rename(columns={"text": "tweet"}))
+
+
+def test_each_strategy_trains_what_it_says(tiny):
+    _, base = tiny
+    head = make_model(base, "head")
+    assert parameter_counts(head)[0] == sum(p.numel() for p in base.classifier.parameters())
+    full = make_model(base, "full")
+    assert parameter_counts(full) == (sum(p.numel() for p in base.parameters()),) * 2
+    r = 4
+    lora = make_model(base, "lora", r=r, targets=("query", "value"))
+    hidden, layers = base.config.hidden_size, base.config.num_hidden_layers
+    adapter = layers * 2 * r * (hidden + hidden)  # A (r x in) and B (out x r) on two projections per layer
+    assert parameter_counts(lora)[0] == adapter + sum(p.numel() for p in base.classifier.parameters())
+    trainable = {n for n, p in lora.named_parameters() if p.requires_grad}
+    assert all("lora_" in n or "classifier" in n for n in trainable)
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        make_model(base, "adapter")
+    with pytest.raises(ConfigError, match="rank"):
+        make_model(base, "lora", r=0)
+
+
+def test_lora_starts_at_the_pretrained_model_and_trains_only_the_adapter(tiny, frame):
+    tokenizer, base = tiny
+    texts = frame["text"].tolist()[:8]
+    model = make_model(base, "lora", r=4, alpha=8, seed=1)
+    reference = make_model(base, "head", seed=1)  # same classifier init, no adapter
+    delta, scaling = lora_delta(model)
+    assert scaling == 2.0 and torch.count_nonzero(delta) == 0  # B starts at zero: no change yet
+    assert torch.allclose(predict_logits(model, tokenizer, texts), predict_logits(reference, tokenizer, texts), atol=1e-6)
+
+    frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    base_before = copy.deepcopy(base.state_dict())
+    record = train_classifier(model, tokenizer, frame, LABELS, epochs=2, lr=5e-3, batch_size=8)
+    assert all(torch.equal(p, frozen_before[n]) for n, p in model.named_parameters() if not p.requires_grad)
+    assert all(torch.equal(v, base_before[k]) for k, v in base.state_dict().items())  # base untouched
+    delta, _ = lora_delta(model)
+    assert 0 < torch.linalg.matrix_rank(delta) <= 4
+    assert record.seconds > 0 and record.cpu_seconds > 0 and len(record.step_losses) == 24
+    assert 0 < record.training_state_mb < record.weights_mb
+
+
+def test_full_fine_tuning_keeps_far_more_training_state_than_lora(tiny, frame):
+    tokenizer, base = tiny
+    small = train_classifier(make_model(base, "lora", r=2), tokenizer, frame, LABELS, epochs=1)
+    large = train_classifier(make_model(base, "full"), tokenizer, frame, LABELS, epochs=1, lr=1e-4)
+    # grads + two AdamW moments = 3 floats per trainable parameter
+    assert large.training_state_mb == pytest.approx(3 * large.weights_mb, rel=1e-3)  # + one step counter each
+    assert small.training_state_mb < large.training_state_mb / 10
+
+
+def test_adapter_round_trip_and_merge_give_the_same_predictions(tiny, frame, tmp_path):
+    from peft import PeftModel
+
+    tokenizer, base = tiny
+    model = make_model(base, "lora", r=4)
+    train_classifier(model, tokenizer, frame, LABELS, epochs=1, lr=5e-3, batch_size=8)
+    texts = frame["text"].tolist()
+    logits = predict_logits(model, tokenizer, texts)
+    model.save_pretrained(tmp_path / "adapter")
+    copy.deepcopy(base).save_pretrained(tmp_path / "whole")
+    assert folder_bytes(tmp_path / "adapter") < folder_bytes(tmp_path / "whole")
+
+    loaded = PeftModel.from_pretrained(copy.deepcopy(base), tmp_path / "adapter")
+    assert torch.allclose(predict_logits(loaded, tokenizer, texts), logits, atol=1e-6)
+    merged = loaded.merge_and_unload()
+    assert not any("lora_" in n for n, _ in merged.named_parameters())
+    assert torch.allclose(predict_logits(merged, tokenizer, texts), logits, atol=1e-5)
+    assert (predict_labels(merged, tokenizer, texts) == logits.argmax(1).numpy()).all()
+
+
+def test_bad_input_is_one_clear_error(tiny, frame, tmp_path):
+    tokenizer, base = tiny
+    frozen = make_model(base, "head")
+    for p in frozen.parameters():
+        p.requires_grad = False
+    with pytest.raises(ConfigError, match="frozen"):
+        train_classifier(frozen, tokenizer, frame, LABELS)
+    with pytest.raises(DataError, match="not among"):
+        train_classifier(make_model(base, "head"), tokenizer, frame.assign(label="neutral"), LABELS)
+    with pytest.raises(DataError, match="nothing saved"):
+        folder_bytes(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="no LoRA adapter"):
+        lora_delta(make_model(base, "head"))
