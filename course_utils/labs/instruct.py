@@ -40,8 +40,8 @@ __all__ = [
 ]
 
 LABELS = ("negative", "neutral", "positive")
-SYSTEM = "You are a concise assistant."
-INSTRUCTION = "Classify the sentiment of this tweet. Answer with one word: negative, neutral or positive."
+SYSTEM = "Answer with one word."
+INSTRUCTION = "Sentiment of this tweet (negative, neutral or positive)?"
 IGNORE_INDEX = -100  # what torch's cross-entropy (and every transformers model) skips
 
 
