@@ -24,6 +24,7 @@ LESSONS = [
     "05_fine_tuning_bert",
     "06_overfitting_and_best_practices",
     "07_real_world_applications",
+    "09_instruction_tuning_a_small_llm",
 ]
 
 
