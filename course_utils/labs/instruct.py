@@ -1,0 +1,178 @@
+"""Instruction-tuning a small generative model: the plumbing around lesson 09's loop.
+
+The task is built from the course's tweet corpus: a chat prompt asks for the sentiment of a tweet and
+the answer is exactly one lower-case word (``negative``, ``neutral`` or ``positive``), so success is
+measured automatically on held-out tweets. The lesson writes the training loop and shows the loss
+mask; this module holds what is not worth reading twice:
+
+* :func:`chat_messages` / :func:`few_shot_messages` -- the prompt as chat turns;
+* :func:`encode_example` -- prompt + answer as token ids with the prompt masked (labels ``-100``),
+  so the loss is computed on the answer tokens only;
+* :func:`pad_batch` -- right-padding for training (padding is masked too);
+* :func:`generate_answers` -- batched greedy (or sampled) generation with left padding;
+* :func:`score_answers` -- exact match, valid-format rate and a lenient accuracy.
+
+Taught in lesson 09 (instruction tuning a small LLM).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+
+from course_utils.errors import ConfigError, DataError
+
+__all__ = [
+    "IGNORE_INDEX",
+    "INSTRUCTION",
+    "LABELS",
+    "SYSTEM",
+    "chat_messages",
+    "encode_example",
+    "few_shot_messages",
+    "generate_answers",
+    "pad_batch",
+    "score_answers",
+    "token_view",
+]
+
+LABELS = ("negative", "neutral", "positive")
+SYSTEM = "Answer with one word."
+INSTRUCTION = "Sentiment of this tweet (negative, neutral or positive)?"
+IGNORE_INDEX = -100  # what torch's cross-entropy (and every transformers model) skips
+
+
+def chat_messages(text: str, system: str = SYSTEM, instruction: str = INSTRUCTION) -> list[dict]:
+    """The chat turns that ask for one tweet's sentiment (no answer)."""
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": f"{instruction}\nTweet: {text}"},
+    ]
+
+
+def few_shot_messages(text: str, shots: pd.DataFrame, system: str = SYSTEM, instruction: str = INSTRUCTION) -> list[dict]:
+    """Like :func:`chat_messages`, preceded by solved examples (``shots``: columns text, label) as earlier turns."""
+    messages = [{"role": "system", "content": system}]
+    for shot_text, label in zip(shots["text"], shots["label"]):
+        messages += [
+            {"role": "user", "content": f"{instruction}\nTweet: {shot_text}"},
+            {"role": "assistant", "content": str(label)},
+        ]
+    messages.append({"role": "user", "content": f"{instruction}\nTweet: {text}"})
+    return messages
+
+
+def encode_example(tokenizer, messages: list[dict], answer: str, max_length: int = 96) -> dict[str, list[int]]:
+    """Token ids of prompt + answer, and labels that count only the answer.
+
+    The prompt is the chat template with the assistant's turn opened
+    (``add_generation_prompt=True``); the answer is followed by the end-of-turn token so the model
+    learns to stop. Labels are :data:`IGNORE_INDEX` on every prompt token. An example longer than
+    ``max_length`` is an error (the caller drops or shortens it), never silently cut: a cut answer
+    would teach the wrong thing.
+    """
+    prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(prompt_ids, dict) or hasattr(prompt_ids, "keys"):  # newer tokenizers return a BatchEncoding
+        prompt_ids = prompt_ids["input_ids"]
+    prompt_ids = list(prompt_ids)
+    answer_ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    if len(prompt_ids) + len(answer_ids) > max_length:
+        raise DataError(
+            f"example of {len(prompt_ids) + len(answer_ids)} tokens exceeds max_length={max_length}; "
+            "drop it or raise max_length."
+        )
+    return {
+        "input_ids": prompt_ids + answer_ids,
+        "labels": [IGNORE_INDEX] * len(prompt_ids) + answer_ids,
+    }
+
+
+def pad_batch(examples: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad encoded examples into tensors; padded positions get label -100 and attention 0."""
+    if not examples:
+        raise DataError("pad_batch: no examples.")
+    width = max(len(e["input_ids"]) for e in examples)
+    ids, labels, mask = [], [], []
+    for e in examples:
+        gap = width - len(e["input_ids"])
+        ids.append(e["input_ids"] + [pad_id] * gap)
+        labels.append(e["labels"] + [IGNORE_INDEX] * gap)
+        mask.append([1] * len(e["input_ids"]) + [0] * gap)
+    return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+
+
+@torch.no_grad()
+def generate_answers(
+    model,
+    tokenizer,
+    conversations: Sequence[list[dict]],
+    batch_size: int = 16,
+    max_new_tokens: int = 4,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> list[str]:
+    """The model's reply to each conversation, decoded without special tokens and stripped.
+
+    Prompts are left-padded (generation continues from the right end of every row). Greedy by
+    default: evaluation should not depend on the dice; ``do_sample=True`` shows what sampling does.
+    """
+    if batch_size < 1 or max_new_tokens < 1:
+        raise ConfigError(f"batch_size and max_new_tokens must be positive, got {batch_size}, {max_new_tokens}.")
+    was_training = model.training
+    model.eval()
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    if do_sample:
+        torch.manual_seed(seed)
+    replies: list[str] = []
+    try:
+        for start in range(0, len(conversations), batch_size):
+            chunk = conversations[start : start + batch_size]
+            prompts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chunk]
+            batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if do_sample else {
+                "do_sample": False, "temperature": None, "top_k": None, "top_p": None}
+            out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling)
+            new = out[:, batch["input_ids"].shape[1] :]
+            replies += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return replies
+
+
+def _first_word(reply: str) -> str:
+    words = re.findall(r"[a-z]+", reply.lower())
+    return words[0] if words else ""
+
+
+def score_answers(replies: Sequence[str], gold: Sequence[str], labels: Sequence[str] = LABELS) -> dict[str, float]:
+    """Three views of the same replies.
+
+    ``exact_match``: the reply is exactly the gold word (the format asked for);
+    ``valid_format``: the reply is exactly one of ``labels``, right or wrong;
+    ``lenient_accuracy``: the first word, lower-cased, is the gold word (forgives "Positive." or
+    "Negative sentiment"), so the gap to exact match is what the format costs.
+    """
+    if len(replies) != len(gold) or not gold:
+        raise DataError(f"score_answers: {len(replies)} replies for {len(gold)} gold labels.")
+    n = len(gold)
+    return {
+        "exact_match": sum(r == g for r, g in zip(replies, gold)) / n,
+        "valid_format": sum(r in labels for r in replies) / n,
+        "lenient_accuracy": sum(_first_word(r) == g for r, g in zip(replies, gold)) / n,
+    }
+
+
+def token_view(tokenizer, example: dict[str, list[int]]) -> pd.DataFrame:
+    """One row per token of an encoded example: the token, its id, its label and whether the loss counts it."""
+    return pd.DataFrame({
+        "token": tokenizer.convert_ids_to_tokens(example["input_ids"]),
+        "input_id": example["input_ids"],
+        "label": example["labels"],
+        "in_loss": [label != IGNORE_INDEX for label in example["labels"]],
+    })

