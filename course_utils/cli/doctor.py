@@ -52,6 +52,9 @@ def _check_packages() -> list[Check]:
         ("tqdm", "tqdm"),
         ("ipywidgets", "ipywidgets"),
         ("safetensors", "safetensors"),
+        ("datasets", "datasets"),  # lesson 05's transformers.Trainer
+        ("peft", "peft"),  # LoRA: lesson 08, lesson 09, TrainConfig.lora_r
+        ("gguf", "gguf"),  # reading lesson 09's LLM file
     ]:
         try:
             importlib.import_module(module)
