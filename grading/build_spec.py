@@ -184,6 +184,8 @@ def _lesson_08() -> dict:
         "q8_1": {"expected": sum(p.numel() for p in model.parameters() if p.requires_grad)},
         "q8_2": {"expected": int(torch.linalg.matrix_rank(update.detach()))},
         "q8_3": {"expected": float(query.scaling["default"])},
+        # Scored on the grader's test tweets; the model must be parameter-efficient.
+        "q8_4": {"floor": Q.BERT_MACRO_F1_FLOOR, "max_trainable_share": Q.LORA_MAX_TRAINABLE_SHARE},
     }
 
 

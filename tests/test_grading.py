@@ -136,6 +136,43 @@ def test_artefact_scores_come_from_predictions_not_claims(spec):
                                           grading._EvaluationCache())[0].values
 
 
+def test_a_lora_question_refuses_a_model_that_trains_all_its_weights():
+    """q8_4 (issue 11 section 4): good predictions are not enough; the grader counts trainable weights."""
+    q = questions.get("q8_4")
+    labels = ["negative", "positive"] * 50
+    entry = {"floor": 0.7, "max_trainable_share": questions.LORA_MAX_TRAINABLE_SHARE, "labels": labels}
+    perfect = list(labels)
+    assert grading.score_answer(q, {"ok": True, "value": perfect, "trainable_share": 0.003}, entry)[:2] == (2.0, "ok")
+    score, status, detail = grading.score_answer(q, {"ok": True, "value": perfect, "trainable_share": 1.0}, entry)
+    assert (score, status) == (0.0, "wrong") and "100.00% of its weights" in detail
+    score, _, detail = grading.score_answer(q, {"ok": True, "value": perfect}, entry)  # no parameters to count
+    assert score == 0.0 and "no torch parameters" in detail
+    low = ["negative"] * len(labels)  # parameter-efficient, but no better than the majority class
+    assert grading.score_answer(q, {"ok": True, "value": low, "trainable_share": 0.003}, entry)[0] == 0.0
+
+
+def test_the_artefact_runner_reports_the_trainable_share(tmp_path, monkeypatch):
+    import torch
+
+    from course_utils.grading.sandbox import _ARTEFACT_RUNNER, _fresh_python
+
+    class FrozenTextModel:  # defined here, so it travels by value as a notebook's class does
+        def __init__(self):
+            self.model = torch.nn.Sequential(torch.nn.Linear(100, 100), torch.nn.Linear(100, 2))
+            self.model[0].requires_grad_(False)
+
+        def predict(self, texts):
+            return ["positive" if "good" in t else "negative" for t in texts]
+
+    monkeypatch.setenv(ARTEFACTS_ENV, str(tmp_path))
+    path = submit_model("q8_4", FrozenTextModel())
+    result = _fresh_python(_ARTEFACT_RUNNER, {"path": str(path), "method": "predict_texts", "inputs": ["good", "bad"]},
+                           120, tmp_path)
+    assert result["ok"], result
+    assert result["value"] == ["positive", "negative"]
+    assert result["trainable_share"] == pytest.approx(202 / (10100 + 202))
+
+
 # --------------------------------------------------------------------------------------------
 # Report safety
 # --------------------------------------------------------------------------------------------

@@ -430,6 +430,14 @@ def score_answer(question: Question, collected: Mapping | None, entry: Mapping, 
             return 0.0, "error", f"{question.variable} raised on every grading case: {str(value[0].get('error'))[:120]}"
         if all(isinstance(c, dict) and c.get("value") is None for c in value):
             return 0.0, "wrong", f"not answered ({question.variable} returns None)"
+    if question.channel == "artefact" and "max_trainable_share" in entry:
+        limit, share = float(entry["max_trainable_share"]), collected.get("trainable_share")
+        if not is_number(share):
+            return 0.0, "wrong", ("the submitted model exposes no torch parameters to count; submit the Trainer "
+                                  "(or peft model) you trained with LoRA")
+        if float(share) > limit:
+            return 0.0, "wrong", (f"the submitted model trains {float(share):.2%} of its weights; this question needs a "
+                                  f"parameter-efficient (LoRA) model training at most {limit:.0%}")
     try:
         fraction, detail = RULES[question.kind](value, entry)
     except Exception as exc:  # a malformed answer must not stop the batch

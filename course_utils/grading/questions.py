@@ -45,6 +45,8 @@ SCENARIOS = {
 }
 # Lesson 08's exercise wraps the offline BERT (two labels) with this LoRA setting.
 LORA_EXERCISE = {"r": 8, "lora_alpha": 16, "target_modules": ["query", "value"]}
+# q8_4: the submitted LoRA model must train at most this share of its weights (r=8 trains about 0.3%).
+LORA_MAX_TRAINABLE_SHARE = 0.02
 DATA_SOURCES_MIN_WORDS = 2
 TASK_MIN_WORDS = 6
 # Lesson 09: one tweet to encode, and replies of a model to score (no model weights needed).
@@ -446,6 +448,14 @@ QUESTIONS: tuple[Question, ...] = (
              "The factor that layer multiplies B @ A by before adding it to W x.",
              "Read query.scaling['default'] and compare it with lora_alpha / r.",
              "number", _number(0.0, None)),
+    Question("q8_4", "08_parameter_efficient_fine_tuning", "lora_val_macro_f1",
+             f"Validation macro-F1 of the offline BERT fine-tuned with LoRA by the course trainer "
+             f"(TrainConfig(lora_r=8)), at least {BERT_MACRO_F1_FLOOR}; the learning rate chosen on validation.",
+             "Try the learning rates the cell lists, keep the best on validation, then "
+             "submit_model('q8_4', lora_trainer): the grader scores that model on test tweets it keeps, and checks "
+             f"that it trains at most {LORA_MAX_TRAINABLE_SHARE:.0%} of its weights.",
+             "artefact_macro_f1", _at_least(BERT_MACRO_F1_FLOOR, 1.0, "validation macro-F1"), points=2.0,
+             channel="artefact", evaluation="tweets_test"),
     # 09 -- instruction tuning a small LLM
     Question("q9_1", "09_instruction_tuning_a_small_llm", "n_prompt_tokens",
              "How many tokens of the encoded MASK_TWEET example are masked with -100 (the whole chat prompt).",

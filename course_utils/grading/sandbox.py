@@ -560,6 +560,16 @@ try:
     if len(values) != len(job["inputs"]):
         raise ValueError(f"{len(values)} predictions for {len(job['inputs'])} inputs")
     result = {"ok": True, "value": values, "model": type(model).__name__}
+    # What share of its weights the model trains (a LoRA question checks it); torch models only.
+    network = getattr(model, "model", model)
+    if callable(getattr(network, "parameters", None)):
+        try:
+            sizes = [(p.numel(), bool(p.requires_grad)) for p in network.parameters()]
+            total = sum(n for n, _ in sizes)
+            if total:
+                result["trainable_share"] = sum(n for n, trains in sizes if trains) / total
+        except Exception:
+            pass
 except BaseException as exc:
     result = {"ok": False, "error": (type(exc).__name__ + ": " + str(exc))[:300]}
 out.write(json.dumps(result, allow_nan=False) + "\n")
