@@ -700,19 +700,25 @@ def load_imdb(split: str = "train", local_dir: str | os.PathLike | None = None, 
     return pd.DataFrame({"text": ds["text"], "label": [mapping[i] for i in ds["label"]]})
 
 
-def load_course_dataset(name_or_path: str, binary: bool = False, clean: bool = True, **kwargs) -> pd.DataFrame:
+def load_course_dataset(name_or_path: str, binary: bool = False, clean: bool = True, keep_raw_text: bool = False,
+                        **kwargs) -> pd.DataFrame:
     """Resolve a ``--data`` argument: ``tweets``, ``imdb`` or a path to a labelled file.
 
     ``binary`` keeps only negative and positive tweets; it is ignored for data that has two classes.
+    ``keep_raw_text`` (tweets) adds a ``raw_text`` column: each tweet as the corpus has it, before
+    cleaning replaced links and @handles. Lesson 05 finds each tweet's sub-corpus from it, because the
+    airline rule needs the handles (``@united``) that the clean text no longer has.
     """
     name = str(name_or_path)
     if name == "tweets":
         df = load_tweets()
+        if keep_raw_text:
+            df = df.assign(raw_text=df["text"])
         if clean:
             df, _ = clean_tweets(df, CleaningConfig(labels=("negative", "positive") if binary else None))
         elif binary:
             df, _ = select_labels(df, ("negative", "positive"))
-        return df[["text", "label"]].reset_index(drop=True)
+        return df[["text", "label", *(["raw_text"] if keep_raw_text else [])]].reset_index(drop=True)
     if name == "imdb":
         return load_imdb(**kwargs)
     path = Path(name)

@@ -1,0 +1,215 @@
+"""Lesson 05's plumbing: the tweet subsets the three trainings share, a stopwatch, and the tables.
+
+Lesson 05 fine-tunes the same BERT three ways (a loop written in the notebook, ``transformers.Trainer``
+and :mod:`course_utils.trainer`) and compares them. The comparison is only fair if the three see the
+same tweets, so :func:`lesson_subsets` builds the subsets once (split first, then stratified samples, so
+no tweet is in two splits). :class:`Stopwatch` times each training the same way (wall time of the whole
+call, evaluation included), and the remaining functions turn predictions into the lesson's tables: a
+bootstrap spread of validation macro-F1 per route (:func:`bootstrap_macro_f1`), the error rate by text
+length with an interval per group (:func:`error_rate_by_length`), and which sub-corpus the most
+confident errors come from (:func:`errors_by_topic`, with the keyword rules of lesson 02).
+
+The loop, the ``Trainer`` call and the tokenisation stay in the notebook: they are what the lesson teaches.
+
+Taught in lesson 05 (fine-tuning BERT).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from course_utils.data import split_dataset, stratified_sample
+from course_utils.errors import ConfigError, DataError
+from course_utils.labs.applications import proportion_interval
+from course_utils.labs.corpus import tweet_topics
+
+__all__ = [
+    "LessonData",
+    "Stopwatch",
+    "bootstrap_macro_f1",
+    "error_rate_by_length",
+    "errors_by_topic",
+    "label_ids",
+    "lesson_subsets",
+]
+
+
+@dataclass
+class LessonData:
+    """The train, validation and test frames of the lesson and their label names (sorted)."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    labels: list[str]
+
+    def sizes(self) -> pd.DataFrame:
+        """Tweets and label counts per split (one row per split)."""
+        rows = {name: {"tweets": len(frame), **frame["label"].value_counts().sort_index().to_dict()}
+                for name, frame in [("train", self.train), ("validation", self.validation), ("test", self.test)]}
+        return pd.DataFrame(rows).T.fillna(0).astype(int)
+
+    def majority_share(self, split: str = "validation") -> float:
+        """Accuracy of always answering the most common class on ``split`` (the floor a model must beat)."""
+        frame = {"train": self.train, "validation": self.validation, "test": self.test}[split]
+        return float(frame["label"].value_counts(normalize=True).max())
+
+
+def lesson_subsets(df: pd.DataFrame, n_train: int | None, n_validation: int | None, n_test: int | None,
+                   seed: int = 42) -> LessonData:
+    """Split ``df`` into train/validation/test first, then take stratified samples of the given sizes.
+
+    ``None`` keeps a whole split. Splitting before sampling means the subsets never share a tweet,
+    whatever the sizes; the same ``seed`` gives the same tweets to every training that uses them.
+    """
+    if not isinstance(df, pd.DataFrame) or not {"text", "label"} <= set(df.columns):
+        raise DataError("lesson_subsets needs a DataFrame with 'text' and 'label' columns "
+                        "(load it with course_utils.data.load_course_dataset).")
+    for name, n in [("n_train", n_train), ("n_validation", n_validation), ("n_test", n_test)]:
+        if n is not None and (not isinstance(n, (int, np.integer)) or n < 2):
+            raise ConfigError(f"lesson_subsets: {name} must be an integer of at least 2 or None, got {n!r}.")
+    splits = split_dataset(df, seed=seed)
+    data = LessonData(train=stratified_sample(splits.train, n_train, seed=seed),
+                      validation=stratified_sample(splits.validation, n_validation, seed=seed),
+                      test=stratified_sample(splits.test, n_test, seed=seed),
+                      labels=sorted(str(label) for label in splits.train["label"].unique()))
+    for name, frame in [("train", data.train), ("validation", data.validation)]:
+        if frame["label"].nunique() < 2:
+            raise DataError(f"lesson_subsets: the {name} subset has one class only; ask for more tweets.")
+    return data
+
+
+def label_ids(labels: pd.Series | Sequence[str], names: Sequence[str]) -> np.ndarray:
+    """Label names as integer ids in the order of ``names`` (the model's output order)."""
+    index = {name: i for i, name in enumerate(names)}
+    unknown = sorted({str(label) for label in labels} - set(index))
+    if unknown:
+        raise DataError(f"labels {unknown} are not among the model's labels {list(names)}.")
+    return np.array([index[str(label)] for label in labels], dtype=np.int64)
+
+
+class Stopwatch:
+    """Wall-clock time of a block, the same way for every training of the lesson.
+
+    >>> with Stopwatch() as watch:
+    ...     pass
+    >>> watch.seconds >= 0
+    True
+    """
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+        self._start: float | None = None
+
+    def __enter__(self) -> Stopwatch:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self._start
+
+    def rate(self, count: int) -> float:
+        """``count`` items per second of the timed block (for example training samples per second)."""
+        if self.seconds is None:
+            raise ConfigError("Stopwatch.rate: time a block first (`with Stopwatch() as watch: ...`).")
+        return count / max(self.seconds, 1e-9)
+
+
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    scores = []
+    for c in range(n_classes):
+        tp = np.sum((y_pred == c) & (y_true == c))
+        denominator = np.sum(y_pred == c) + np.sum(y_true == c)
+        if np.sum(y_true == c) == 0:
+            continue  # a class absent from this resample: left out of the average, as the course metrics do
+        scores.append(2 * tp / denominator if denominator else 0.0)
+    return float(np.mean(scores))
+
+
+def bootstrap_macro_f1(y_true: Sequence[int], predictions: Mapping[str, Sequence[int]], n_boot: int = 1000,
+                       seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+    """Macro-F1 of each set of predictions, with a bootstrap interval over the evaluated texts.
+
+    The resamples are shared by all the predictions (a paired bootstrap), so the intervals show how much
+    of a difference between them the choice of validation texts alone could make. They do not include
+    the spread between training seeds.
+    """
+    y_true = np.asarray(y_true)
+    if len(y_true) < 2 or not predictions:
+        raise DataError("bootstrap_macro_f1 needs at least two true labels and one set of predictions.")
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be between 0 and 1, got {confidence}.")
+    preds = {}
+    for name, values in predictions.items():
+        values = np.asarray(values)
+        if values.shape != y_true.shape:
+            raise DataError(f"bootstrap_macro_f1: {name!r} has {len(values)} predictions for {len(y_true)} labels.")
+        preds[name] = values
+    n_classes = int(max(y_true.max(), *(p.max() for p in preds.values()))) + 1
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(y_true), size=(n_boot, len(y_true)))
+    tail = (1 - confidence) / 2 * 100
+    rows = {}
+    for name, values in preds.items():
+        boot = np.array([_macro_f1(y_true[d], values[d], n_classes) for d in draws])
+        low, high = np.percentile(boot, [tail, 100 - tail])
+        rows[name] = {"macro_f1": _macro_f1(y_true, values, n_classes), "low": low, "high": high}
+    return pd.DataFrame(rows).T
+
+
+def error_rate_by_length(correct: Sequence[bool], tokens: Sequence[int], groups: int = 4) -> pd.DataFrame:
+    """Error rate per length group (quantiles of ``tokens``), with a 95% Wilson interval per group.
+
+    Rows go from the shortest texts to the longest; ``tokens`` is the range of each group.
+    """
+    correct = np.asarray(correct, dtype=bool)
+    tokens = np.asarray(tokens)
+    if correct.shape != tokens.shape or len(correct) < groups:
+        raise DataError(f"error_rate_by_length: need one length per prediction and at least {groups} of them, "
+                        f"got {len(correct)} predictions and {len(tokens)} lengths.")
+    bins = pd.qcut(tokens, groups, duplicates="drop")
+    rows = []
+    for interval in bins.categories:
+        inside = np.asarray(bins == interval)
+        errors, n = int((~correct[inside]).sum()), int(inside.sum())
+        low, high = proportion_interval(errors, n)
+        rows.append({"tokens": f"{int(np.floor(interval.left)) + 1}-{int(interval.right)}", "texts": n,
+                     "error_rate": errors / n, "low": low, "high": high})
+    return pd.DataFrame(rows)
+
+
+def errors_by_topic(texts: pd.Series, correct: Sequence[bool], confidence: Sequence[float], top: int = 20,
+                    train: pd.DataFrame | None = None, positive: str = "positive") -> pd.DataFrame:
+    """Which sub-corpus (lesson 02's keyword rules) the texts, the errors and the most confident errors come from.
+
+    Columns: ``texts`` (evaluated texts per topic), ``error_rate``, ``confident_errors`` (how many of the
+    ``top`` errors with the highest confidence fall in the topic), and, when ``train`` is given, the share
+    of ``positive`` labels per topic in it, which shows that a label means something different from one
+    sub-corpus to another.
+
+    Give the texts as the corpus has them (``load_course_dataset(..., keep_raw_text=True)["raw_text"]``):
+    cleaning replaces @handles by ``@user``, and without ``@united`` most airline tweets fall in "other".
+    For ``train`` the same holds: its ``raw_text`` column is used when it has one.
+    """
+    if not isinstance(texts, pd.Series):
+        raise DataError(f"errors_by_topic: texts must be a pandas Series, got {type(texts).__name__}.")
+    correct = np.asarray(correct, dtype=bool)
+    confidence = np.asarray(confidence, dtype=float)
+    if not len(texts) == len(correct) == len(confidence):
+        raise DataError(f"errors_by_topic: {len(texts)} texts, {len(correct)} correct flags and "
+                        f"{len(confidence)} confidences must be the same length.")
+    topics = tweet_topics(texts.reset_index(drop=True))
+    frame = pd.DataFrame({"topic": topics, "error": ~correct, "confidence": confidence})
+    table = frame.groupby("topic").agg(texts=("error", "size"), error_rate=("error", "mean"))
+    confident = frame[frame["error"]].sort_values("confidence", ascending=False).head(top)
+    table["confident_errors"] = confident["topic"].value_counts().reindex(table.index, fill_value=0)
+    if train is not None:
+        train_topics = tweet_topics(train["raw_text" if "raw_text" in train else "text"].reset_index(drop=True))
+        is_positive = (train["label"].reset_index(drop=True).astype(str) == positive)
+        table[f"train {positive} share"] = is_positive.groupby(train_topics).mean().reindex(table.index)
+    return table.sort_values("texts", ascending=False)
