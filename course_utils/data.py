@@ -189,22 +189,28 @@ def fix_mojibake(df: pd.DataFrame) -> tuple[pd.DataFrame, StepReport]:
 
 
 def mojibake_outcomes(texts: pd.Series) -> pd.Series:
-    """What :func:`fix_mojibake` does to each text: unchanged, spacing, repaired, stripped or emptied.
+    """What :func:`fix_mojibake` does to each text: unchanged, spacing, repaired, re-decoded, stripped or emptied.
 
-    ``spacing``: only runs of white space were collapsed. ``repaired``: ftfy turned it into clean text (HTML entities such as ``&amp;``, curly quotes,
-    undoable encoding errors). ``stripped``: mojibake ftfy could not undo (the original bytes are gone
-    from this corpus) was cut out, so an emoji or an accented letter is lost rather than restored.
-    ``emptied``: nothing was left, and the row is dropped. Lesson 02 counts these, so the lesson says
-    what cleaning can and cannot recover.
+    ``spacing``: only runs of white space were collapsed. ``repaired``: ftfy turned it into clean text
+    by rules that are certain (HTML entities such as ``&amp;``, line breaks, curly quotes).
+    ``re-decoded``: ftfy *guessed* that the text was UTF-8 read with another encoding and decoded it
+    again; a guess can be wrong (in this corpus "FiancÌ©" becomes "Fianc̩", not "Fiancé"), so these are
+    counted apart from the repairs and lesson 02 shows them. ``stripped``: mojibake ftfy could not undo
+    (the original bytes are gone from this corpus) was cut out, so an emoji or an accented letter is
+    lost rather than restored. ``emptied``: nothing was left, and the row is dropped. Lesson 02 counts
+    these, so the lesson says what cleaning can and cannot recover.
     """
     if not isinstance(texts, pd.Series):
         raise DataError(f"mojibake_outcomes: expected a pandas Series of texts, got {type(texts).__name__}.")
     original = texts.astype(str)
-    after_ftfy = original.map(ftfy.fix_text)
+    explained = original.map(ftfy.fix_and_explain)  # the text fix_text returns, and the steps that made it
+    after_ftfy = explained.map(lambda pair: pair[0])
+    redecoded = explained.map(lambda pair: any(step.action in ("encode", "decode") for step in pair[1] or []))
     final = after_ftfy.map(_strip_junk)  # = original.map(_repair), without running ftfy a second time
     outcome = pd.Series("unchanged", index=texts.index, dtype=object)
     outcome[final != original] = "spacing"
     outcome[after_ftfy != original] = "repaired"
+    outcome[(after_ftfy != original) & redecoded] = "re-decoded"
     outcome[after_ftfy.map(lambda text: _JUNK_RUN.search(text) is not None)] = "stripped"
     outcome[final.str.len() == 0] = "emptied"
     return outcome.rename("outcome")
