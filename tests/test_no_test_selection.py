@@ -1,7 +1,8 @@
 """No notebook chooses anything on a test split (issue 14's first rule), checked in two ways.
 
-1. The helpers that make a choice refuse a test split themselves (see test_corpus.py for
-   ``compare_training_sets``; ``split_dataset`` marks each frame with the split it is).
+1. The helpers that make a choice refuse a test split themselves: ``compare_training_sets`` refuses
+   a frame that ``split_dataset`` marked as the test split, even after ``assign`` or a filter
+   (tested below).
 2. A scanner reads every code cell of the lessons, exercises and solutions and flags a call to a
    selection helper (a comparison, a search, a threshold chooser, a search object's ``fit``) whose
    arguments name test data (``X_test``, ``splits.test``, ``test_df``...). Scoring the test set once,
@@ -27,6 +28,12 @@ SELECTORS = {
     "bayesian_search", "compare_searches", "cross_val_score", "cross_validate", "GridSearchCV",
     "RandomizedSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV",
 }
+#: Any other helper named like a choice (``select_...``, ``tune_...``, ``..._search``, ``compare_...``,
+#: ``choose_...``, ``pick_...``) counts as one too, so a new helper is covered without editing this list.
+SELECTOR_NAME = re.compile(r"^(select|tune|search|choose|pick|compare)_|_search$|_tune$")
+#: Named like a choice but not one: ``select_labels`` applies the task's label set (decided before any
+#: data), which every split must get alike.
+NOT_SELECTORS = {"select_labels"}
 #: Receivers whose ``.fit(...)`` is a search (GridSearchCV objects and the like, by their names).
 SEARCH_RECEIVER = re.compile(r"search|grid|^cv$|_cv$|study", re.IGNORECASE)
 TEST_NAME = re.compile(r"(^|_)test($|_)", re.IGNORECASE)
@@ -71,11 +78,14 @@ def selections_on_test(source: str) -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         name, receiver = _callee(node)
-        is_selector = name in SELECTORS or (name == "fit" and (receiver in SELECTORS or SEARCH_RECEIVER.search(receiver or "")))
+        named_like_one = bool(SELECTOR_NAME.search(name)) and name not in NOT_SELECTORS
+        is_selector = name in SELECTORS or named_like_one or (name == "fit" and (receiver in SELECTORS or SEARCH_RECEIVER.search(receiver or "")))
         if not is_selector:
             continue
         arguments = [*node.args, *(k.value for k in node.keywords)]
-        if any(TEST_NAME.search(n) for arg in arguments for n in _names(arg)):
+        keyword_names = [k.arg for k in node.keywords if k.arg]
+        if any(TEST_NAME.search(n) for n in keyword_names) or any(
+                TEST_NAME.search(n) for arg in arguments for n in _names(arg)):
             flagged.append(ast.unparse(node)[:120])
     return flagged
 
@@ -86,6 +96,10 @@ def selections_on_test(source: str) -> list[str]:
     "GridSearchCV(tree, grid).fit(X_test, y_test)",
     "t = threshold_for_recall(y_test, scores_test, 0.95)",
     "best = tune_decision_tree(data.X_test, data.y_test)",
+    "steps = select_cleaning_steps(candidates, validation=splits.test)",
+    "lr = tune_learning_rate(model, X_test=X_te, y_test=y_te)",
+    "best = optuna_search(objective, data=test_df)",
+    "effect = compare_training_sets(training_sets, splits.test.assign(rated=1), by='rated')",
 ])
 def test_the_scanner_flags_selection_on_test_data(snippet):
     assert selections_on_test(snippet), snippet
@@ -96,6 +110,8 @@ def test_the_scanner_flags_selection_on_test_data(snippet):
     "search.fit(X_train, y_train)\nprint(search.score(X_test, y_test))",
     "t = threshold_for_recall(y_val, scores_val, 0.95)\nm = metrics_at_threshold(y_test, scores_test, t)",
     "model.fit(X_train, y_train)",
+    "test_only, _ = select_labels(splits.test, ['negative', 'positive'])",
+    "s = split_dataset(clean, val_size=0.1, test_size=0.1, seed=0)",
 ])
 def test_the_scanner_lets_a_final_test_score_through(snippet):
     assert not selections_on_test(snippet), snippet
@@ -107,3 +123,20 @@ def test_no_notebook_selects_on_a_test_split(path):
     flagged = [f"cell {i}: {call}" for i, cell in enumerate(cells) if cell["cell_type"] == "code"
                for call in selections_on_test("".join(cell["source"]))]
     assert not flagged, f"{path.name} chooses on test data (choose on validation or CV):\n" + "\n".join(flagged)
+
+
+def test_compare_training_sets_refuses_the_test_split_even_after_assign_or_a_filter():
+    import pandas as pd
+
+    from course_utils.data import split_dataset
+    from course_utils.errors import ConfigError
+    from course_utils.labs.baselines import compare_training_sets
+
+    df = pd.DataFrame({"text": [f"good day {i}" if i % 2 else f"bad day {i}" for i in range(80)],
+                       "label": ["pos" if i % 2 else "neg" for i in range(80)]})
+    splits = split_dataset(df, val_size=0.2, test_size=0.2, seed=0)
+    for disguised in (splits.test, splits.test.assign(rated="rated"), splits.test[splits.test["label"] == "pos"],
+                      splits.test.reset_index(drop=True)):
+        with pytest.raises(ConfigError, match="validation split"):
+            compare_training_sets({"all": splits.train}, disguised)
+    assert "all" in compare_training_sets({"all": splits.train}, splits.validation.assign(rated="rated")).index
