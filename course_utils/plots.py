@@ -11,6 +11,7 @@ Used by every lesson; each plot helper names the lesson it was written for.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -21,13 +22,18 @@ from cycler import cycler
 from course_utils.errors import ConfigError, DataError
 
 __all__ = [
-    "plot_learning_curves",
-    "plot_confusion_matrix",
-    "plot_pr_curve",
-    "plot_search_results",
+    "figure_problems",
     "plot_class_balance",
+    "plot_confidence_histogram",
+    "plot_confusion_matrix",
+    "plot_learning_curves",
+    "plot_pr_curve",
     "plot_search_points",
+    "plot_search_results",
 ]
+
+#: Marker shapes cycled with the colours, for scatter points and operating points.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 #: Okabe and Ito's palette: told apart by readers with the common colour-vision deficiencies.
@@ -186,11 +192,15 @@ def plot_pr_curve(
     ax: plt.Axes | None = None,
     threshold: float | None = None,
     label: str | None = None,
+    chance_level: bool = False,
 ) -> plt.Axes:
     """Precision-recall curve for a binary problem, optionally marking one operating threshold.
 
     The marker shows where a chosen threshold (e.g. from ``metrics.threshold_for_recall``) sits on
-    the trade-off, which is what a product decision is actually about.
+    the trade-off, which is what a product decision is actually about. Several curves can share
+    one Axes: each gets the next colour, line style and marker shape, and its threshold marker is
+    named after its ``label`` so two models at "threshold 0.5" stay two legend entries that say
+    which is which. ``chance_level`` draws the positive share (AP of a coin) once per Axes.
     """
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
@@ -205,13 +215,18 @@ def plot_pr_curve(
     precision, recall, _ = precision_recall_curve(y, s)
     ap = average_precision_score(y, s)
     ax = _axes(ax, figsize=(5.0, 4.0))
-    ax.plot(recall, precision, label=f"{label + ' ' if label else ''}(AP={ap:.3f})")
+    n_before = len(ax.lines)
+    marker = MARKERS[n_before % len(MARKERS)]
+    (line,) = ax.plot(recall, precision, label=f"{label + ' ' if label else ''}(AP={ap:.3f})")
     if threshold is not None:
         predicted = s >= threshold
         tp = int(np.sum(predicted & (y == 1)))
         p = tp / max(int(predicted.sum()), 1)
         r = tp / max(int((y == 1).sum()), 1)
-        ax.scatter([r], [p], color="red", zorder=3, label=f"threshold={threshold:.3g}")
+        ax.plot([r], [p], linestyle="none", marker=marker, markersize=9, markerfacecolor=line.get_color(),
+                markeredgecolor="black", zorder=3, label=f"{label + ': ' if label else ''}threshold={threshold:.3g}")
+    if chance_level:
+        ax.axhline(float(np.mean(y == 1)), color="grey", linestyle=":", label=f"chance (positive share {np.mean(y == 1):.3f})")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0.0, 1.02)
@@ -468,7 +483,8 @@ def plot_training_history(history: Any, metric: str = "macro_f1", axes: Sequence
     handles, labels = epoch_ax.get_legend_handles_labels()
     if f"val_{metric}" in rows:
         metric_ax = epoch_ax.twinx()
-        metric_ax.plot(epochs, rows[f"val_{metric}"], marker="s", color="tab:green", label=f"validation {metric}")
+        metric_ax.plot(epochs, rows[f"val_{metric}"], marker="s", color=OKABE_ITO[2], linestyle=LINE_STYLES[2],
+                       label=f"validation {metric}")
         metric_ax.set_ylabel(metric)
         more_handles, more_labels = metric_ax.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
@@ -477,3 +493,66 @@ def plot_training_history(history: Any, metric: str = "macro_f1", axes: Sequence
     epoch_ax.set_title("per epoch" + (f" (best epoch {data['best_epoch']}, dashed)" if data.get("best_epoch") else ""))
     _legend(epoch_ax, handles, labels, fontsize="small", loc="best")
     return np.asarray(axes)
+
+
+def plot_confidence_histogram(
+    values: Sequence[float] | pd.Series | np.ndarray,
+    ax: plt.Axes | None = None,
+    bins: int = 20,
+    xlabel: str = "annotator confidence",
+    ylabel: str = "rows",
+    title: str | None = None,
+) -> plt.Axes:
+    """Histogram of a column with missing values, saying in its legend how many it leaves out.
+
+    A histogram can only draw rows that have a value; when thousands have none (lesson 02's
+    ``confidence`` column), a plot that is silent about them invites the reader to forget them,
+    and a filter on that column then drops them unseen. The legend names both counts.
+    """
+    series = pd.Series(np.asarray(values, dtype=float))
+    if series.empty:
+        raise DataError("plot_confidence_histogram got no values.")
+    present = series.dropna()
+    missing = int(series.isna().sum())
+    if present.empty:
+        raise DataError(f"all {missing} values are missing: there is nothing to draw.")
+    ax = _axes(ax, figsize=(5.0, 3.5))
+    ax.hist(present, bins=bins, color="0.55", edgecolor="black",
+            label=f"{len(present):,} rows with a value ({missing:,} missing, not shown)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    _legend(ax, fontsize="small", loc="upper left")
+    return ax
+
+
+def figure_problems(fig: plt.Figure) -> list[str]:
+    """What the course's plot rules find wrong with a figure; an empty list when nothing.
+
+    Checks each visible Axes (twin axes included): a non-empty y-label; legend labels listed once;
+    bar charts whose value axis starts at zero (a bar's length is its value; a cut axis exaggerates
+    differences). Used by the tests of every plot helper, and usable on any figure a lesson draws.
+    """
+    from matplotlib.patches import Rectangle
+
+    problems = []
+    for i, ax in enumerate(fig.axes):
+        if not ax.get_visible() or ax.get_label() == "<colorbar>":
+            continue
+        name = f"axes {i} ({ax.get_title() or 'untitled'})"
+        if not ax.get_ylabel().strip():
+            problems.append(f"{name}: no y-label")
+        legend = ax.get_legend()
+        if legend is not None:
+            texts = [t.get_text() for t in legend.get_texts()]
+            repeated = sorted({t for t in texts if texts.count(t) > 1})
+            if repeated:
+                problems.append(f"{name}: legend lists {repeated} more than once")
+        bars = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_width() > 0 and p.get_height() != 0]
+        is_hist = bool(bars) and all(np.isclose(b.get_x() + b.get_width(), c.get_x()) for b, c in pairwise(bars))
+        if bars and not is_hist and ax.get_yscale() == "linear":
+            low = ax.get_ylim()[0]
+            if low > 0:
+                problems.append(f"{name}: bars start at {low:g}, not 0")
+    return problems

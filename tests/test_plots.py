@@ -13,13 +13,19 @@ import pytest  # noqa: E402
 
 from course_utils.errors import DataError  # noqa: E402
 from course_utils.plots import (  # noqa: E402
+    figure_problems,
     plot_class_balance,
+    plot_confidence_histogram,
     plot_confusion_matrix,
     plot_learning_curves,
     plot_pr_curve,
     plot_search_points,
     plot_search_results,
+    plot_threshold_curves,
+    plot_train_val_grid,
+    plot_training_history,
 )
+from course_utils.tuning import SearchResult  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -99,11 +105,11 @@ def test_pr_curve_draws_curve_and_threshold_marker():
     y = np.array([0, 0, 1, 1, 1, 0])
     s = np.array([0.1, 0.4, 0.35, 0.8, 0.9, 0.2])
     ax = plot_pr_curve(y, s, threshold=0.5)
-    assert len(ax.get_lines()) == 1
-    recall = ax.get_lines()[0].get_xdata()
+    curve, point = ax.get_lines()
+    recall = curve.get_xdata()
     assert recall.min() == 0.0 and recall.max() == 1.0
     # threshold 0.5 -> predicts the two highest scores, both positive: precision 1, recall 2/3
-    np.testing.assert_allclose(ax.collections[0].get_offsets()[0], [2 / 3, 1.0])
+    np.testing.assert_allclose([point.get_xdata()[0], point.get_ydata()[0]], [2 / 3, 1.0])
     assert any("AP=" in t.get_text() for t in ax.get_legend().get_texts())
 
 
@@ -210,3 +216,75 @@ def test_a_threshold_drawn_twice_is_listed_once_and_every_axis_has_a_y_label():
     assert len(labels) == len(set(labels)) and sum("threshold" in label for label in labels) == 1
     assert ax.get_ylabel()
     assert plot_class_balance(pd.DataFrame({"label": ["a", "b", "b"]})).get_ylim()[0] == 0
+
+
+def test_two_models_at_one_threshold_are_two_named_entries_with_one_chance_line():
+    y = np.array([0, 0, 1, 1, 0, 1, 0, 0])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.6, 0.05])
+    ax = plot_pr_curve(y, scores, threshold=0.5, label="plain", chance_level=True)
+    plot_pr_curve(y, scores ** 2, threshold=0.5, label="weighted", ax=ax, chance_level=True)
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "plain: threshold=0.5" in labels and "weighted: threshold=0.5" in labels
+    assert [label for label in labels if label.startswith("chance")] == ["chance (positive share 0.375)"]
+    markers = [line.get_marker() for line in ax.get_lines() if line.get_linestyle() == "None"]
+    assert len(set(markers)) == 2  # the operating points differ by shape, not only colour
+    assert figure_problems(ax.figure) == []
+
+
+def test_confidence_histogram_says_how_many_missing_values_it_leaves_out():
+    ax = plot_confidence_histogram([0.5, 0.9, None, 1.0, np.nan, 0.7])
+    (label,) = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "4 rows with a value" in label and "2 missing" in label
+    assert sum(p.get_height() for p in ax.patches) == 4
+    assert ax.get_ylabel() == "rows" and figure_problems(ax.figure) == []
+    with pytest.raises(DataError, match="all 2 values are missing"):
+        plot_confidence_histogram([None, np.nan])
+
+
+def test_figure_problems_finds_a_missing_y_label_a_repeated_legend_entry_and_cut_bars():
+    fig, (a, b, c) = plt.subplots(1, 3)
+    a.plot([0, 1], label="x")
+    a.plot([1, 0], label="x")
+    a.legend()
+    a.set_ylabel("score")
+    b.bar(["p", "q"], [0.7, 0.75])
+    b.set_ylim(0.62, 0.8)
+    b.set_ylabel("macro F1")
+    c.plot([0, 1])
+    problems = figure_problems(fig)
+    assert len(problems) == 3
+    assert "more than once" in problems[0] and "bars start at 0.62" in problems[1] and "no y-label" in problems[2]
+    b.set_ylim(0, 0.8)
+    c.set_ylabel("loss")
+    a.legend(["x", "y"])
+    assert figure_problems(fig) == []
+
+
+def _search_result(name):
+    trials = pd.DataFrame({"trial": [1, 2, 3], "lr": [1e-3, 1e-2, 1e-1], "batch": [8, 16, 32],
+                           "score": [0.5, 0.7, 0.6], "seconds": [1.0, 1.0, 1.0]})
+    return SearchResult(name, trials)
+
+
+def _every_helper():
+    y = np.array([0, 0, 1, 1, 0, 1, 0, 0])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.6, 0.05])
+    run = {"train_loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.8, 0.9]}
+    history = {"step": [1, 2, 3, 4], "loss": [1.0, 0.8, 0.7, 0.6], "best_epoch": 1,
+               "epochs": [{"epoch": 1, "train_loss": 0.8, "val_loss": 0.9, "val_macro_f1": 0.6},
+                          {"epoch": 2, "train_loss": 0.6, "val_loss": 0.95, "val_macro_f1": 0.62}]}
+    yield "learning curves", lambda: plot_learning_curves(run).figure
+    yield "confusion matrix", lambda: plot_confusion_matrix([[3, 1], [2, 4]], ["a", "b"]).figure
+    yield "pr curve", lambda: plot_pr_curve(y, scores, threshold=0.5, label="m", chance_level=True).figure
+    yield "threshold curves", lambda: plot_threshold_curves(y, scores, threshold=0.5).figure
+    yield "search results", lambda: plot_search_results({"grid": [0.5, 0.7], "random": [0.6, 0.65]}).figure
+    yield "class balance", lambda: plot_class_balance(pd.DataFrame({"label": ["a", "b", "b"]})).figure
+    yield "search points", lambda: plot_search_points({"grid": _search_result("grid")}, "lr", "batch")[0].figure
+    yield "train/val grid", lambda: plot_train_val_grid({"a": run, "b": run})[0, 0].figure
+    yield "training history", lambda: plot_training_history(history)[0].figure
+    yield "confidence histogram", lambda: plot_confidence_histogram([0.4, None, 0.9]).figure
+
+
+@pytest.mark.parametrize("name,draw", list(_every_helper()), ids=[n for n, _ in _every_helper()])
+def test_every_plot_helper_follows_the_course_plot_rules(name, draw):
+    assert figure_problems(draw()) == []
