@@ -136,6 +136,18 @@ def test_artefact_scores_come_from_predictions_not_claims(spec):
                                           grading._EvaluationCache())[0].values
 
 
+def test_a_course_installed_under_tmp_is_bound_on_top_of_the_private_tmp(monkeypatch):
+    """The private /tmp is mounted first, so a venv under /tmp stays visible (read-only) in the sandbox."""
+    from course_utils.grading import sandbox
+
+    venv = Path("/tmp/learners-course/.venv")
+    monkeypatch.setattr(sandbox, "exposed_paths", lambda: [venv])
+    script = sandbox._setup_script(Path("/tmp/cg-root"), Path("/tmp/cg-work"), ["python", "-c", "pass"], as_root=False)
+    private_tmp = script.index("cgtmp")
+    bind = script.index(f"mount --rbind {venv}")
+    assert private_tmp < bind < script.index(f"mount -o remount,bind,ro /tmp/cg-root{venv}")
+
+
 def test_a_lora_question_refuses_a_model_that_trains_all_its_weights():
     """q8_4 (issue 11 section 4): good predictions are not enough; the grader counts trainable weights."""
     q = questions.get("q8_4")

@@ -185,15 +185,16 @@ def _setup_script(root: Path, workdir: Path, child_argv: Sequence[str], as_root:
         elif os.path.isdir(d):
             lines += [f"mkdir -p {q(r + d)}", f"mount --rbind {q(d)} {q(r + d)}",
                       f"mount -o remount,bind,ro {q(r + d)}"]
+    # The private /tmp first: a course or venv installed under /tmp is then bound on top of it, not hidden by it.
+    lines += [f"mkdir -p {q(r)}/tmp {q(r)}/var/tmp {q(r)}/dev/shm {q(r)}/proc {q(r)}/.old",
+              f"mount -t tmpfs -o size=512m,mode=1777 cgtmp {q(r)}/tmp",
+              f"mount -t tmpfs -o size=64m,mode=1777 cgshm {q(r)}/dev/shm"]
     for keep in exposed_paths():
         if any(str(keep) == d or str(keep).startswith(d + "/") for d in _SYSTEM_DIRS):
             continue
         k = str(keep)
         lines += [f"mkdir -p {q(r + k)}", f"mount --rbind {q(k)} {q(r + k)}", f"mount -o remount,bind,ro {q(r + k)}"]
-    lines += [f"mkdir -p {q(r)}/tmp {q(r)}/var/tmp {q(r)}/dev/shm {q(r)}/proc {q(r)}/.old",
-              f"mount -t tmpfs -o size=512m,mode=1777 cgtmp {q(r)}/tmp",
-              f"mount -t tmpfs -o size=64m,mode=1777 cgshm {q(r)}/dev/shm",
-              f"mkdir -p {q(r + str(workdir))}", f"mount --bind {q(str(workdir))} {q(r + str(workdir))}"]
+    lines += [f"mkdir -p {q(r + str(workdir))}", f"mount --bind {q(str(workdir))} {q(r + str(workdir))}"]
     for dev in ("null", "zero", "random", "urandom", "full"):
         lines += [f"touch {q(r)}/dev/{dev}", f"mount --bind /dev/{dev} {q(r)}/dev/{dev}"]
     lines += [f"ln -s /proc/self/fd {q(r)}/dev/fd",
@@ -662,13 +663,14 @@ def _probe_isolation(workdir: Path, canary_sha256: str) -> dict:
 
 
 def _private_tmp(workdir: Path) -> bool:
-    """/tmp holds nothing but the way to our own scratch folder, and /dev/shm nothing at all."""
+    """/tmp holds nothing but the way to our own scratch folder (and to Python, where it is installed
+    under /tmp, read-only), and /dev/shm nothing at all."""
     try:
         tmp = {p.name for p in Path("/tmp").iterdir()}
         shm = list(Path("/dev/shm").iterdir())
     except OSError:
         return False
-    ours = {workdir.parts[2]} if len(workdir.parts) > 2 and workdir.parts[1] == "tmp" else set()
+    ours = {path.parts[2] for path in (workdir, *exposed_paths()) if len(path.parts) > 2 and path.parts[1] == "tmp"}
     return tmp <= ours and not shm
 
 
