@@ -37,6 +37,7 @@ from course_utils.data import (
     stratified_sample,
 )
 from course_utils.errors import ConfigError, DataError
+from course_utils.labs.bert_lab import label_ids
 from course_utils.labs.corpus import tweet_topics
 
 __all__ = [
@@ -94,14 +95,6 @@ def tweet_task(task: str = "sentiment", n_train: int = 384, n_eval: int = 256, s
         small.attrs["split"] = name
         frames[name] = small
     return Splits(**frames)
-
-
-def _label_ids(labels: pd.Series, names: list[str]) -> torch.Tensor:
-    unknown = sorted(set(labels) - set(names))
-    if unknown:
-        raise DataError(f"labels {unknown} are not among the model's labels {names}.")
-    index = {name: i for i, name in enumerate(names)}
-    return torch.tensor([index[v] for v in labels], dtype=torch.long)
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,7 +240,7 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
         raise ConfigError(f"epochs and batch_size must be >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}.")
     if len(frame) == 0:
         raise DataError("train_classifier: the training frame is empty.")
-    y = _label_ids(frame["label"], labels)
+    y = torch.as_tensor(label_ids(frame["label"], labels))
     texts = frame["text"].astype(str).tolist()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
