@@ -127,3 +127,26 @@ def test_a_model_that_already_has_adapters_is_trained_as_given(toy):
         {n for n, p in model.named_parameters() if p.requires_grad}
     with pytest.raises(ConfigError, match="already has peft adapters"):
         Trainer(lora_config(epochs=1), model=model, tokenizer=tokenizer).fit(*toy)
+
+
+def test_lora_gets_its_own_default_learning_rate():
+    """Full fine-tuning's 1e-4 leaves a new adapter near the majority class; LoRA's default is chosen for it."""
+    from course_utils.trainer import DEFAULT_LEARNING_RATE, DEFAULT_LORA_LEARNING_RATE
+
+    assert TrainConfig().learning_rate == DEFAULT_LEARNING_RATE
+    assert TrainConfig(lora_r=8).learning_rate == DEFAULT_LORA_LEARNING_RATE > 5 * DEFAULT_LEARNING_RATE
+    assert TrainConfig(lora_r=8, learning_rate=1e-4).learning_rate == 1e-4  # a rate you give is kept
+
+
+def test_the_cli_gives_lora_its_default_rate_unless_told(tmp_path):
+    import argparse
+
+    from course_utils.cli import train as cli_train
+    from course_utils.trainer import DEFAULT_LEARNING_RATE, DEFAULT_LORA_LEARNING_RATE
+
+    parser = argparse.ArgumentParser()
+    cli_train.add_arguments(parser)
+    out = ["--data", "tweets", "--output-dir", str(tmp_path / "run")]
+    assert cli_train._config(parser.parse_args(out)).learning_rate == DEFAULT_LEARNING_RATE
+    assert cli_train._config(parser.parse_args([*out, "--lora-r", "8"])).learning_rate == DEFAULT_LORA_LEARNING_RATE
+    assert cli_train._config(parser.parse_args([*out, "--lora-r", "8", "--lr", "3e-4"])).learning_rate == 3e-4
