@@ -13,6 +13,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Several tests compare two training runs bit for bit (resume vs uninterrupted, prefetch on vs off). MKL may
+# pick a different summation path for a matrix product depending on how its operands happen to be aligned
+# in memory, which differs from one run to the next in a long test process; strict conditional numerical
+# reproducibility pins it. Set before torch loads MKL (nothing above imports torch).
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 
 @pytest.fixture
@@ -33,6 +38,18 @@ def write_csv(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_fixed(monkeypatch):
+    """Every unit test sees COURSE_TORCH_THREADS=1.
+
+    The trainer asks ``configure_threads()`` before it trains, and without this the answer follows the
+    load average: two runs that a test compares bit for bit (resume vs uninterrupted, prefetch on vs
+    off) could get 1 and 2 threads, whose float sums differ in the last bits. (Under xdist on two cores
+    each worker gets one thread anyway; this makes a single-process run behave the same.)
+    """
+    monkeypatch.setenv("COURSE_TORCH_THREADS", "1")
 
 
 @pytest.fixture(scope="module")
