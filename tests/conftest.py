@@ -18,6 +18,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # in memory, which differs from one run to the next in a long test process; strict conditional numerical
 # reproducibility pins it. Set before torch loads MKL (nothing above imports torch).
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+# The trainer asks configure_threads() before it trains; left to the load average, a module fixture's reference
+# run and a test's later run could get 1 and 2 threads, whose float sums differ in the last bits. One thread for
+# the whole session, fixed before any fixture runs (under `pytest -n auto` each worker gets one thread anyway).
+os.environ.setdefault("COURSE_TORCH_THREADS", "1")
 
 
 @pytest.fixture
@@ -38,18 +42,6 @@ def write_csv(tmp_path):
         return path
 
     return _write
-
-
-@pytest.fixture(autouse=True)
-def _torch_threads_fixed(monkeypatch):
-    """Every unit test sees COURSE_TORCH_THREADS=1.
-
-    The trainer asks ``configure_threads()`` before it trains, and without this the answer follows the
-    load average: two runs that a test compares bit for bit (resume vs uninterrupted, prefetch on vs
-    off) could get 1 and 2 threads, whose float sums differ in the last bits. (Under xdist on two cores
-    each worker gets one thread anyway; this makes a single-process run behave the same.)
-    """
-    monkeypatch.setenv("COURSE_TORCH_THREADS", "1")
 
 
 @pytest.fixture(scope="module")
