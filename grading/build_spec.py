@@ -7,7 +7,8 @@ the spec holds the expected answers. Run it from the course checkout:
     python grading/build_spec.py --out ~/course-private --check    # exit 1 if its answers are stale
 
 Each build draws a new random canary (the sandbox's probe looks for it), a new secret (it keys each
-learner's variant) and a new pool of variant seeds: the varied questions' answers of any older
+learner's variant and the private fraud rows) and a new pool of variant seeds (never seed 0, the
+solutions' data; no two of them sharing an answer): the varied questions' answers of any older
 spec, including the one once committed to this repository's history, are worthless for grading.
 
 Expected values come from the library and scikit-learn directly, not from executing the solution
@@ -30,6 +31,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from course_utils.files import atomic_write  # noqa: E402
 from course_utils.grading import questions as Q  # noqa: E402
 
 
@@ -113,14 +115,13 @@ def _lesson_04() -> dict:
 
 
 def _lesson_05() -> dict:
-    from course_utils.data import load_course_dataset, split_dataset, stratified_sample
+    from course_utils.grading.evaluation import tweets_test_frame
 
     # Fine-tuning is not bit-reproducible across machines: the submitted model's macro-F1 on the
     # grader's test tweets must reach the stated floor. The test-set size is a count, scored exactly.
-    test = stratified_sample(split_dataset(load_course_dataset("tweets", binary=True), seed=42).test, 512, seed=42)
     return {
         "q5_1": {"floor": Q.BERT_MACRO_F1_FLOOR},
-        "q5_2": {"expected": len(test)},
+        "q5_2": {"expected": len(tweets_test_frame())},
     }
 
 
@@ -144,14 +145,20 @@ def _lesson_06() -> dict:
     }
 
 
-def _lesson_07(seeds: list[int]) -> dict:
-    """Varied per learner: the fraud data come from the learner's seed (submit.variant_seed())."""
+def _lesson_07(seeds: list[int], secret: str) -> dict:
+    """Varied per learner: the fraud data come from the learner's seed (variants.variant_seed()).
+
+    The model question is scored on rows drawn from the learner's process with a secret sample seed
+    (evaluation.fraud_rows); the floor is the stated 0.80, or 90% of what the reference model reaches
+    on those same rows for a harder variant.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from course_utils.grading.submit import variant_data
+    from course_utils.grading.evaluation import fraud_rows
+    from course_utils.grading.variants import variant_data
     from course_utils.labs.applications import make_fraud_data
 
     majority, floors = {}, {}
@@ -159,14 +166,30 @@ def _lesson_07(seeds: list[int]) -> dict:
         fraud = make_fraud_data(**variant_data("fraud", seed))
         majority[str(seed)] = {"expected": float((fraud.y_test == 0).mean())}
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(fraud.X_train, fraud.y_train)
-        reference = float(average_precision_score(fraud.y_test, model.predict_proba(fraud.X_test)[:, 1]))
-        # The stated floor, or 90% of what the reference model reaches on a harder variant.
+        X, y = fraud_rows({"secret": secret}, seed)
+        reference = float(average_precision_score(y, model.predict_proba(X)[:, 1]))
         floors[str(seed)] = {"floor": min(Q.FRAUD_AP_FLOOR, round(0.9 * reference, 4)), "reference": reference}
     return {
         "q7_1": {"abs_tol": 1e-9, "variants": majority},
         "q7_2": {"variants": floors},
         "q7_3": {"expected": "average_precision"},
     }
+
+
+def shared_answers(entries: dict) -> list[str]:
+    """Varied questions whose expected answer is the same for two seeds of the pool (a copier's chance)."""
+    clashes = []
+    for qid, entry in entries.items():
+        variants = entry.get("variants") or {}
+        seen: dict[str, str] = {}
+        for seed, fields in variants.items():
+            if "expected" not in fields:
+                continue
+            key = json.dumps(fields["expected"], sort_keys=True)
+            if key in seen:
+                clashes.append(f"{qid}: seeds {seen[key]} and {seed} share the answer {key}")
+            seen[key] = seed
+    return clashes
 
 
 def _lesson_08() -> dict:
@@ -207,20 +230,41 @@ def _lesson_09() -> dict:
     }
 
 
-def build(n_variants: int = 12, seeds: list[int] | None = None) -> dict:
-    """The spec. ``seeds`` (tests) fixes the variant pool; by default 0 plus fresh random seeds."""
-    if seeds is None:
-        seeds = [0] + sorted({secrets.randbelow(10**6) + 1 for _ in range(n_variants - 1)})
-    entries: dict = {}
-    for part in (_lesson_01, _lesson_02, _lesson_03, _lesson_04, _lesson_05, _lesson_06, _lesson_08):
+def draw_seeds(n_variants: int) -> list[int]:
+    """A pool of distinct random seeds, never 0: seed 0 is the published solutions' data."""
+    seeds: set[int] = set()
+    while len(seeds) < n_variants:
+        seeds.add(secrets.randbelow(10**6) + 1)
+    return sorted(seeds)
+
+
+def build(n_variants: int = 12, seeds: list[int] | None = None, secret: str | None = None) -> dict:
+    """The spec. ``seeds`` and ``secret`` (tests, ``--check``) fix the pool; by default fresh random ones.
+
+    A drawn pool in which two seeds share a varied answer is drawn again (at most 20 times); a given
+    one is refused, since about one learner in the pool's size could then copy another's number.
+    """
+    secret = secret or secrets.token_hex(32)
+    for _ in range(20):
+        pool = list(seeds) if seeds is not None else draw_seeds(n_variants)
+        if 0 in pool:
+            raise ValueError("seed 0 is the published solutions' data and cannot be in the grading pool")
+        varied = _lesson_07(pool, secret)
+        clashes = shared_answers(varied)
+        if not clashes:
+            break
+        if seeds is not None:
+            raise ValueError("the variant pool gives two learners the same answer: " + "; ".join(clashes))
+    else:
+        raise ValueError("could not draw a variant pool with distinct answers: " + "; ".join(clashes))
+    entries: dict = dict(varied)
+    for part in (_lesson_01, _lesson_02, _lesson_03, _lesson_04, _lesson_05, _lesson_06, _lesson_08, _lesson_09):
         entries.update(part())
-    entries.update(_lesson_07(seeds))
-    entries.update(_lesson_09())
     for q in Q.QUESTIONS:
         entries[q.id] = {"points": q.points, **entries[q.id]}
-    return {"format": 2, "about": "Private expected answers for course-utils grade. Never commit or hand out.",
-            "canary": f"cg-canary-{secrets.token_hex(16)}", "secret": secrets.token_hex(32),
-            "variant_seeds": seeds, "questions": {q.id: entries[q.id] for q in Q.QUESTIONS}}
+    return {"format": 3, "about": "Private expected answers for course-utils grade. Never commit or hand out.",
+            "canary": f"cg-canary-{secrets.token_hex(16)}", "secret": secret,
+            "variant_seeds": pool, "questions": {q.id: entries[q.id] for q in Q.QUESTIONS}}
 
 
 def _inside_checkout(path: Path) -> bool:
@@ -243,17 +287,18 @@ def main(argv: list[str] | None = None) -> int:
     target = args.out / "spec.json"
     if args.check:
         stored = json.loads(target.read_text(encoding="utf-8"))
-        spec = json.loads(json.dumps(build(seeds=stored["variant_seeds"])))
+        spec = json.loads(json.dumps(build(seeds=stored["variant_seeds"], secret=stored["secret"])))
         stale = [qid for qid in spec["questions"] if stored["questions"].get(qid) != spec["questions"][qid]]
         print("spec is up to date" if not stale else f"spec differs for {stale}; run python grading/build_spec.py --out DIR")
         return 1 if stale else 0
     spec = json.loads(json.dumps(build(args.variants)))  # normalise (tuples -> lists, numpy -> float)
     args.out.mkdir(parents=True, exist_ok=True)
     os.chmod(args.out, 0o700)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, target)
+    old_mask = os.umask(0o077)  # the spec is readable by its owner only, from its first byte
+    try:
+        atomic_write(target, json.dumps(spec, indent=1) + "\n")
+    finally:
+        os.umask(old_mask)
     print(f"wrote {target} ({len(spec['questions'])} questions, {len(spec['variant_seeds'])} variants)")
     return 0
 

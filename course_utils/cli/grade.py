@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 
 from course_utils.errors import ConfigError
-from course_utils.grading.grade import (
-    DEFAULT_TIMEOUT,
+from course_utils.grading.batch import DEFAULT_TIMEOUT, grade
+from course_utils.grading.evaluation import PRIVATE_FILE_COLUMNS, read_private_set
+from course_utils.grading.reports import (
     EXPORT_FORMATS,
     STATUSES,
     clean_text,
-    grade,
+    isolated,
     totals,
     write_csv,
     write_feedback,
@@ -43,6 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "present: CUDA reserves far more address space than it uses; 0 = no limit)")
     parser.add_argument("--max-processes", type=int, default=512, metavar="N",
                         help="processes and threads a submission may run at once (default 512)")
+    parser.add_argument("--cpus", type=float, default=None, metavar="N",
+                        help="CPU time per second for each notebook's cgroup, where the host allows one (default: every core)")
+    parser.add_argument("--scratch-mb", type=int, default=1024, metavar="MB",
+                        help="what a notebook may write: the size of its in-memory scratch folder (default 1024)")
+    parser.add_argument("--eval-set", action="append", default=[], metavar="NAME=FILE",
+                        help="score a model question on your own rows instead of the course's public split: "
+                             + "; ".join(f"{k} ({v})" for k, v in PRIVATE_FILE_COLUMNS.items())
+                             + ". Without it the report marks those answers 'public evaluation data'")
     parser.add_argument("--notebook", action="append", metavar="NN_topic",
                         help="grade only this notebook (repeatable); default: every gradable notebook anyone submitted")
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help="notebooks graded in parallel (default 1)")
@@ -64,14 +73,23 @@ def run(args: argparse.Namespace) -> int:
         if gpu:
             print("note: NVIDIA GPU present: no address-space limit (CUDA needs a large one); "
                   "pass --memory-mb to set one anyway.", file=sys.stderr)
-    limits = Limits(timeout=args.timeout, memory_mb=memory_mb or None, max_processes=args.max_processes)
+    limits = Limits(timeout=args.timeout, memory_mb=memory_mb or None, max_processes=args.max_processes,
+                    scratch_mb=args.scratch_mb, cpus=args.cpus)
+    private = {}
+    for item in args.eval_set:
+        name, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ConfigError(f"--eval-set takes NAME=FILE, got {item!r}; names: {sorted(PRIVATE_FILE_COLUMNS)}.")
+        private[name.strip()] = read_private_set(name.strip(), path)
     if namespace_command() is None and args.allow_unisolated:
         print("WARNING: grading UNISOLATED (--allow-unisolated): submissions can read your files, the spec included, "
               "use the network and outlive this run. The report records it.", file=sys.stderr)
     started = time.monotonic()
     reports = grade(args.submissions, args.spec, limits, args.notebook, args.jobs,
                     allow_unisolated=args.allow_unisolated,
-                    progress=lambda line: print(line, file=sys.stderr, flush=True))
+                    progress=lambda line: print(line, file=sys.stderr, flush=True), private_sets=private)
+    for line in reports.skipped + reports.collisions:
+        print(f"note: {line}", file=sys.stderr)
     # every process of every run is gone by now (run_notebook waits for its namespace to die)
     write_csv(reports, args.out)
     if args.json:
@@ -81,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.totals:
         write_totals(reports, args.totals, args.format, args.assignment)
     counts = {s: sum(r.status == s for rep in reports for r in rep.rows) for s in STATUSES}
-    unisolated = any(r.isolation and not str(r.isolation.get("method", "")).startswith("namespaces") for r in reports)
+    unisolated = not isolated(reports)
     print(f"graded {len(reports)} notebook(s) in {time.monotonic() - started:.0f} s; "
           + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; report: {args.out}"
           + (" (UNISOLATED)" if unisolated else ""))

@@ -260,7 +260,7 @@ def _floor_on_default_data(floor: float, high: float | None, what: str) -> Publi
     strict, loose = _at_least(floor, high, what), _number(0.0, high)
 
     def check(value, context):
-        from course_utils.grading.submit import variant_seed
+        from course_utils.grading.variants import variant_seed
 
         return strict(value, context) if variant_seed() == 0 else loose(value, context)
 

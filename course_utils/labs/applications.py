@@ -155,12 +155,48 @@ FRAUD_FEATURES = (
 )
 
 
+class _FreshSamples(np.random.RandomState):
+    """A random state for ``make_classification`` that keeps the process of ``seed`` but not its rows.
+
+    ``make_classification`` draws the structure (the cluster centres, each cluster's covariance, the
+    redundant features' mixing) and the rows from one generator. This one makes every draw of the
+    ``seed`` stream, so the structure comes out identical, but hands back draws of the ``sample_seed``
+    stream for the row-level ones: the normal draws of the features and everything after them that has
+    one value per row (the label-noise mask and its labels). tests/test_applications.py checks that
+    ``sample_seed == seed`` reproduces the plain call exactly and that another seed keeps the process.
+    """
+
+    def __init__(self, seed: int, sample_seed: int) -> None:
+        super().__init__(seed)
+        self._rows = np.random.RandomState(sample_seed)
+        self._same = sample_seed == seed
+        self._n_rows: int | None = None
+
+    def standard_normal(self, size=None):
+        drawn = super().standard_normal(size)
+        if self._n_rows is None:  # the first one: rows x informative features
+            self._n_rows = int(np.shape(drawn)[0])
+        return drawn if self._same else self._rows.standard_normal(size)
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        drawn = super().uniform(low, high, size)
+        per_row = self._n_rows is not None and np.shape(drawn)[:1] == (self._n_rows,)
+        return self._rows.uniform(low, high, size) if per_row and not self._same else drawn
+
+    def randint(self, low, high=None, size=None, dtype=int):
+        drawn = super().randint(low, high, size, dtype)
+        if self._n_rows is None or self._same:
+            return drawn
+        return self._rows.randint(low, high, size, dtype)
+
+
 def make_fraud_data(
     n_samples: int = 20_000,
     fraud_rate: float = 0.01,
     val_size: float = 0.25,
     test_size: float = 0.25,
     seed: int = 0,
+    sample_seed: int | None = None,
 ) -> ArraySplits:
     """Synthetic card transactions where about ``fraud_rate`` of rows are fraud (label 1).
 
@@ -169,6 +205,11 @@ def make_fraud_data(
     hours). The first four features carry the signal and the next two are mixtures of them; a
     little label noise (``flip_y``) keeps some frauds unfindable, as real fraud labels (from
     chargebacks) are noisy too.
+
+    ``seed`` fixes the process (where fraud and normal transactions sit, how the features relate);
+    ``sample_seed`` (default: ``seed``) draws other transactions from that same process. The grader
+    scores a learner's model on rows drawn with a secret ``sample_seed``: the same problem the learner
+    trained for, on rows no one outside the grader can generate.
     """
     from sklearn.datasets import make_classification
 
@@ -189,9 +230,9 @@ def make_fraud_data(
         flip_y=0.002,
         class_sep=0.5,
         shuffle=False,
-        random_state=seed,
+        random_state=seed if sample_seed is None else _FreshSamples(seed, sample_seed),
     )
-    order = np.random.default_rng(seed).permutation(n_samples)
+    order = np.random.default_rng(seed if sample_seed is None else sample_seed).permutation(n_samples)
     return _three_way_split(X[order], y[order].astype(np.int64), val_size, test_size, seed, list(FRAUD_FEATURES))
 
 
