@@ -57,15 +57,14 @@ def _lesson_01() -> dict:
 
 
 def _lesson_02() -> dict:
-    from course_utils.data import check_leakage, clean_tweets, load_tweets, split_dataset
+    from course_utils.data import clean_tweets, load_tweets
 
-    raw = load_tweets()
-    _, reports = clean_tweets(raw)
+    _, reports = clean_tweets(load_tweets())
     removed = [r.rows_removed for r in reports if r.step.startswith("drop_duplicates")]
     return {
         "q2_1": {"min_task_words": Q.TASK_MIN_WORDS, "min_source_words": Q.DATA_SOURCES_MIN_WORDS},
         "q2_2": {"expected": removed[0]},
-        "q2_3": {"expected": check_leakage(split_dataset(raw, seed=42)).n_pairs},
+        "q2_3": {"variants": {}},  # per seed: variant_answers
     }
 
 
@@ -126,49 +125,72 @@ def _lesson_05() -> dict:
 
 
 def _lesson_06() -> dict:
-    from sklearn.datasets import load_wine
-    from sklearn.model_selection import cross_val_score
-    from sklearn.tree import DecisionTreeClassifier
-
-    from course_utils.labs.overfitting import MLPConfig, load_digits_splits, train_mlp
-
-    digits = load_digits_splits(n_train=200, n_val=400, seed=0)
-    _, history = train_mlp(digits.X_train, digits.y_train, digits.X_val, digits.y_val, MLPConfig(epochs=60))
-    best = int(np.argmin(history.val_loss)) + 1
-    X, y = load_wine(return_X_y=True)
-    return {
-        # The validation curve is flat near its minimum, so neighbouring epochs are as good an answer.
-        "q6_1": {"expected": best, "abs_tol": 3},
-        "q6_2": {"expected": history.val_loss[best - 1], "rel_tol": 0.05},
-        "q6_3": {"expected": float(cross_val_score(DecisionTreeClassifier(random_state=0), X, y, cv=5).mean()),
-                 "abs_tol": 1e-6},
-    }
+    # The validation curve is flat near its minimum, so neighbouring epochs are as good an answer; the loss
+    # of a small MLP differs in its last digits between CPUs. The values per seed: variant_answers.
+    return {"q6_1": {"abs_tol": 3, "variants": {}}, "q6_2": {"rel_tol": 0.05, "variants": {}},
+            "q6_3": {"abs_tol": 1e-6, "variants": {}}}
 
 
-def _lesson_07(seeds: list[int], secret: str) -> dict:
-    """Varied per learner: the fraud data come from the learner's seed (variants.variant_seed()).
+_RAW_TWEETS: list = []
 
-    The model question is scored on rows drawn from the learner's process with a secret sample seed
-    (evaluation.fraud_rows); the floor is the stated 0.80, or 90% of what the reference model reaches
-    on those same rows for a harder variant.
+
+def variant_answers(seed: int, secret: str, lessons: tuple[str, ...] = ("02", "06", "07")) -> dict:
+    """The answers of every varied question for one seed: {question id: fields of its variant}.
+
+    Each comes from the same call the exercise makes with ``variant_data(..., seed)``. The fraud model's
+    floor is the stated 0.80, or 90% of what the reference model reaches on the grader's rows (drawn
+    from the learner's process with the spec's secret, evaluation.fraud_rows) for a harder variant.
     """
+    from sklearn.datasets import load_wine
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score
+    from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
 
+    from course_utils.data import check_leakage, load_tweets, split_dataset
     from course_utils.grading.evaluation import fraud_rows
     from course_utils.grading.variants import variant_data
     from course_utils.labs.applications import make_fraud_data
+    from course_utils.labs.overfitting import MLPConfig, load_digits_splits, train_mlp
 
-    majority, floors = {}, {}
-    for seed in seeds:
+    out = {}
+    if "07" in lessons:
         fraud = make_fraud_data(**variant_data("fraud", seed))
-        majority[str(seed)] = {"expected": float((fraud.y_test == 0).mean())}
+        out["q7_1"] = {"expected": float((fraud.y_test == 0).mean())}
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(fraud.X_train, fraud.y_train)
         X, y = fraud_rows({"secret": secret}, seed)
         reference = float(average_precision_score(y, model.predict_proba(X)[:, 1]))
-        floors[str(seed)] = {"floor": min(Q.FRAUD_AP_FLOOR, round(0.9 * reference, 4)), "reference": reference}
+        out["q7_2"] = {"floor": min(Q.FRAUD_AP_FLOOR, round(0.9 * reference, 4)), "reference": reference}
+    if "02" in lessons:
+        if not _RAW_TWEETS:
+            _RAW_TWEETS.append(load_tweets())
+        splits = split_dataset(_RAW_TWEETS[0], **variant_data("splits", seed))
+        out["q2_3"] = {"expected": check_leakage(splits).n_pairs}
+    if "06" in lessons:
+        digits = load_digits_splits(n_train=200, n_val=400, **variant_data("digits", seed))
+        _, history = train_mlp(digits.X_train, digits.y_train, digits.X_val, digits.y_val, MLPConfig(epochs=60))
+        best = int(np.argmin(history.val_loss)) + 1
+        out["q6_1"] = {"expected": best}
+        out["q6_2"] = {"expected": history.val_loss[best - 1]}
+        X_wine, y_wine = load_wine(return_X_y=True)
+        tree = DecisionTreeClassifier(random_state=0)
+        out["q6_3"] = {"expected": float(cross_val_score(tree, X_wine, y_wine, **variant_data("cv", seed)).mean())}
+    return out
+
+
+# Varied answers that are scored exactly: two seeds of a pool must not share one (q6_1 and q6_2 vary too,
+# but are scored with a tolerance for other CPUs' rounding, so they may coincide).
+EXACT_VARIED = ("q7_1", "q2_3", "q6_3")
+
+
+def _lesson_07(seeds: list[int], secret: str) -> dict:
+    """Lesson 07's entries for a pool (q7_1 and q7_2 vary per seed; tests build a spec from these alone)."""
+    majority, floors = {}, {}
+    for seed in seeds:
+        answers = variant_answers(seed, secret, lessons=("07",))
+        majority[str(seed)], floors[str(seed)] = answers["q7_1"], answers["q7_2"]
     return {
         "q7_1": {"abs_tol": 1e-9, "variants": majority},
         "q7_2": {"variants": floors},
@@ -180,6 +202,8 @@ def shared_answers(entries: dict) -> list[str]:
     """Varied questions whose expected answer is the same for two seeds of the pool (a copier's chance)."""
     clashes = []
     for qid, entry in entries.items():
+        if qid not in EXACT_VARIED:
+            continue
         variants = entry.get("variants") or {}
         seen: dict[str, str] = {}
         for seed, fields in variants.items():
@@ -230,41 +254,48 @@ def _lesson_09() -> dict:
     }
 
 
-def draw_seeds(n_variants: int) -> list[int]:
-    """A pool of distinct random seeds, never 0: seed 0 is the published solutions' data."""
-    seeds: set[int] = set()
-    while len(seeds) < n_variants:
-        seeds.add(secrets.randbelow(10**6) + 1)
-    return sorted(seeds)
-
-
 def build(n_variants: int = 12, seeds: list[int] | None = None, secret: str | None = None) -> dict:
     """The spec. ``seeds`` and ``secret`` (tests, ``--check``) fix the pool; by default fresh random ones.
 
-    A drawn pool in which two seeds share a varied answer is drawn again (at most 20 times); a given
-    one is refused, since about one learner in the pool's size could then copy another's number.
+    Seeds are drawn one at a time and kept only when none of their exactly scored answers (EXACT_VARIED)
+    equals another kept seed's: a pool in which two learners share an answer lets one copy the other.
+    A given pool with such a clash, or with seed 0 (the published solutions' data), is refused.
     """
     secret = secret or secrets.token_hex(32)
-    for _ in range(20):
-        pool = list(seeds) if seeds is not None else draw_seeds(n_variants)
-        if 0 in pool:
-            raise ValueError("seed 0 is the published solutions' data and cannot be in the grading pool")
-        varied = _lesson_07(pool, secret)
-        clashes = shared_answers(varied)
-        if not clashes:
+    if seeds is not None and 0 in seeds:
+        raise ValueError("seed 0 is the published solutions' data and cannot be in the grading pool")
+    candidates = iter(seeds) if seeds is not None else (secrets.randbelow(10**6) + 1 for _ in range(50 * n_variants))
+    pool: list[int] = []
+    varied: dict[str, dict] = {}
+    for seed in candidates:
+        if seed in pool:
+            continue
+        answers = variant_answers(seed, secret)
+        trial = {qid: {"variants": {**varied.get(qid, {}), str(seed): fields}} for qid, fields in answers.items()}
+        clashes = shared_answers(trial)
+        if clashes:
+            if seeds is not None:
+                raise ValueError("the variant pool gives two learners the same answer: " + "; ".join(clashes))
+            continue
+        pool.append(seed)
+        varied = {qid: entry["variants"] for qid, entry in trial.items()}
+        if seeds is None and len(pool) == n_variants:
             break
-        if seeds is not None:
-            raise ValueError("the variant pool gives two learners the same answer: " + "; ".join(clashes))
-    else:
-        raise ValueError("could not draw a variant pool with distinct answers: " + "; ".join(clashes))
-    entries: dict = dict(varied)
+    if seeds is None and len(pool) < n_variants:
+        raise ValueError(f"drew only {len(pool)} seeds with distinct answers; ask for fewer --variants")
+    entries: dict = {}
     for part in (_lesson_01, _lesson_02, _lesson_03, _lesson_04, _lesson_05, _lesson_06, _lesson_08, _lesson_09):
         entries.update(part())
+    entries["q7_1"] = {"abs_tol": 1e-9}
+    entries["q7_3"] = {"expected": "average_precision"}
+    entries.setdefault("q7_2", {})
+    for qid, variants in varied.items():
+        entries[qid] = {**entries.get(qid, {}), "variants": variants}
     for q in Q.QUESTIONS:
         entries[q.id] = {"points": q.points, **entries[q.id]}
     return {"format": 3, "about": "Private expected answers for course-utils grade. Never commit or hand out.",
             "canary": f"cg-canary-{secrets.token_hex(16)}", "secret": secret,
-            "variant_seeds": pool, "questions": {q.id: entries[q.id] for q in Q.QUESTIONS}}
+            "variant_seeds": sorted(pool), "questions": {q.id: entries[q.id] for q in Q.QUESTIONS}}
 
 
 def _inside_checkout(path: Path) -> bool:

@@ -352,7 +352,8 @@ QUESTIONS: tuple[Question, ...] = (
              "number", _number(0, 38_158, integer=True)),
     Question("q2_3", "02_selecting_custom_datasets", "n_leaked_pairs_raw",
              "How many texts does check_leakage find in more than one split if you split the raw, uncleaned corpus?",
-             "split_dataset(raw, seed=42), then check_leakage(splits).n_pairs.",
+             "split_dataset(raw, **variant_data('splits')) (seed 42 here; the grader gives you your own), "
+             "then check_leakage(splits).n_pairs.",
              "number", _number(0, None, integer=True)),
     # 03 -- hyperparameters
     Question("q3_1", "03_hyperparameter_tuning", "final_losses",
@@ -416,7 +417,8 @@ QUESTIONS: tuple[Question, ...] = (
              "history.val_loss[best_epoch - 1].", "number", _number(0.0, None)),
     Question("q6_3", "06_overfitting_and_best_practices", "cv_mean_accuracy",
              "Mean 5-fold cross-validated accuracy of DecisionTreeClassifier(random_state=0) on the wine data.",
-             "cross_val_score(model, X, y, cv=5).mean()", "number", _number(0.0, 1.0)),
+             "cross_val_score(model, X, y, **variant_data('cv')).mean(): cv=5 here; the grader gives you your own "
+             "shuffled folds.", "number", _number(0.0, 1.0)),
     # 07 -- real-world applications
     Question("q7_1", "07_real_world_applications", "majority_accuracy",
              "Test accuracy of a 'model' that calls every transaction legitimate.",

@@ -36,9 +36,11 @@ def _unit(seed: int, purpose: str) -> float:
 def variant_data(name: str, seed: int | None = None) -> dict:
     """Keyword arguments of an exercise's data generator for this learner's variant.
 
-    ``variant_data("fraud")`` -> ``make_fraud_data(**kwargs)``: seed 0 (no grader) is the solutions'
-    data; any other seed also sets the fraud rate, spread over 1% to 3% in steps of 0.01 percentage
-    points by a hash of the seed, so the answers of two learners differ by more than a rounding step.
+    Seed 0 (no grader) is always the solutions' data. ``"fraud"`` -> ``make_fraud_data(**kwargs)``: any
+    other seed also sets the fraud rate, spread over 1% to 3% in steps of 0.01 percentage points by a
+    hash of the seed, so the answers of two learners differ by more than a rounding step. ``"splits"``
+    (exercise 02's split seed), ``"digits"`` (exercise 06's digit split) and ``"cv"`` (exercise 06's
+    folds: shuffled, stratified, seeded) vary the other answers that come from drawn data.
     """
     seed = variant_seed() if seed is None else int(seed)
     if name == "fraud":
@@ -46,4 +48,14 @@ def variant_data(name: str, seed: int | None = None) -> dict:
             return {"seed": 0}
         low, high = FRAUD_RATE_RANGE
         return {"seed": seed, "fraud_rate": round(low + (high - low) * _unit(seed, "fraud_rate"), 4)}
-    raise ConfigError(f"no variant data named {name!r}; known: 'fraud'.")
+    if name == "splits":  # split_dataset(raw, **variant_data("splits")): exercise 02
+        return {"seed": 42 + seed}
+    if name == "digits":  # load_digits_splits(n_train=200, n_val=400, **variant_data("digits")): exercise 06
+        return {"seed": seed}
+    if name == "cv":  # cross_val_score(..., **variant_data("cv")): exercise 06
+        if seed == 0:
+            return {"cv": 5}
+        from sklearn.model_selection import StratifiedKFold
+
+        return {"cv": StratifiedKFold(5, shuffle=True, random_state=seed)}
+    raise ConfigError(f"no variant data named {name!r}; known: 'fraud', 'splits', 'digits', 'cv'.")
