@@ -140,3 +140,67 @@ def test_compare_training_sets_refuses_the_test_split_even_after_assign_or_a_fil
         with pytest.raises(ConfigError, match="validation split"):
             compare_training_sets({"all": splits.train}, disguised)
     assert "all" in compare_training_sets({"all": splits.train}, splits.validation.assign(rated="rated")).index
+
+
+# --------------------------------------------------------------------------------------------
+# 3. A public floor check (✓ when a model's score reaches the exercise's floor) never reads test data
+#    (issue 22 item 1): a learner who re-runs until the ✓ appears would be tuning on the test set.
+# --------------------------------------------------------------------------------------------
+
+
+def _floor_questions() -> set[str]:
+    from course_utils.grading import questions
+
+    return {q.id for q in questions.QUESTIONS if q.channel == "artefact"}
+
+
+def floor_checks_on_test(cells: list[str], floor_questions: set[str]) -> list[str]:
+    """``check``/``evaluate`` calls of floor questions whose value is computed, at any depth, from test data."""
+    sources: dict[str, set[str]] = {}
+    calls: list[tuple[str, str]] = []
+    for source in cells:
+        lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    for name in (n.id for n in ast.walk(target) if isinstance(n, ast.Name)):
+                        sources.setdefault(name, set()).update(_names(node.value))
+            elif isinstance(node, ast.Call) and _callee(node)[0] in ("check", "evaluate") and len(node.args) >= 2:
+                qid, value = node.args[0], node.args[1]
+                if isinstance(qid, ast.Constant) and qid.value in floor_questions:
+                    calls.append((qid.value, ast.unparse(value)))
+    flagged = []
+    for qid, expression in calls:
+        seen, todo = set(), set(_names(ast.parse(expression, mode="eval")))
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            todo |= sources.get(name, set()) - seen
+        if any(TEST_NAME.search(n) for n in seen):
+            flagged.append(f"{qid}: {expression}")
+    return flagged
+
+
+def test_the_floor_check_scanner_can_fail():
+    cells = ["trainer.fit(train_df, val_df)\nmetrics = trainer.evaluate(test_df)\nscore = metrics['macro_f1']",
+             "check('q5_1', score)"]
+    assert floor_checks_on_test(cells, {"q5_1"}) == ["q5_1: score"]
+    honest = ["trainer.fit(train_df, val_df)\nmetrics = trainer.evaluate(val_df)\nscore = metrics['macro_f1']",
+              "check('q5_1', score)\nprint(trainer.evaluate(test_df))"]
+    assert floor_checks_on_test(honest, {"q5_1"}) == []
+    assert floor_checks_on_test(["acc = tree.score(data.X_test, data.y_test)", "evaluate('q3_4', acc)"], {"q3_4"})
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.parent.name in ("exercises", "solutions")],
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_public_floor_check_reads_test_data(path):
+    cells = ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    flagged = floor_checks_on_test(cells, _floor_questions())
+    assert not flagged, f"{path.name}: a public floor check reads test data (check on validation):\n" + "\n".join(flagged)

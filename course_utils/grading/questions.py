@@ -368,11 +368,12 @@ QUESTIONS: tuple[Question, ...] = (
              "best_params_ of GridSearchCV over the decision tree grid with cv=5.",
              "GridSearchCV(DecisionTreeClassifier(random_state=0), TREE_GRID, cv=5).fit(X_train, y_train).best_params_",
              "params", _grid_params(TREE_GRID), points=2.0),
-    Question("q3_4", "03_hyperparameter_tuning", "tree_test_accuracy",
-             f"Test accuracy of the best tree (at least {TREE_TEST_ACCURACY_FLOOR}).",
-             "Score search.best_estimator_ on the held-out X_test, y_test (never on the training data), and "
+    Question("q3_4", "03_hyperparameter_tuning", "tree_val_accuracy",
+             f"Validation accuracy of the best tree (at least {TREE_TEST_ACCURACY_FLOOR}); the grader scores the "
+             "submitted tree on its own test inputs.",
+             "Score search.best_estimator_ on data.X_val, data.y_val (the test set is for the last cell only), and "
              "submit_model('q3_4', search.best_estimator_) so the grader can score it too.",
-             "artefact_accuracy", _at_least(TREE_TEST_ACCURACY_FLOOR, 1.0, "test accuracy"),
+             "artefact_accuracy", _at_least(TREE_TEST_ACCURACY_FLOOR, 1.0, "validation accuracy"),
              channel="artefact", evaluation="breast_cancer_test"),
     # 04 -- metrics
     Question("q4_1", "04_evaluation_metrics", "accuracy_80",
@@ -397,12 +398,13 @@ QUESTIONS: tuple[Question, ...] = (
              "(course_utils.metrics.threshold_for_recall does exactly this). Pass y_true= and scores= to check it.",
              "threshold", _threshold(TARGET_RECALL), points=2.0),
     # 05 -- BERT
-    Question("q5_1", "05_fine_tuning_bert", "test_macro_f1",
-             f"Macro-F1 of the fine-tuned offline BERT on the held-out tweets (at least {BERT_MACRO_F1_FLOOR}).",
+    Question("q5_1", "05_fine_tuning_bert", "val_macro_f1",
+             f"Validation macro-F1 of the fine-tuned offline BERT (at least {BERT_MACRO_F1_FLOOR}); the grader scores "
+             "the submitted model on its own test tweets.",
              "Trainer(TrainConfig(epochs=2, max_length=64, batch_size=32, learning_rate=...)).fit(train_df, val_df), "
-             "then .evaluate(test_df)['macro_f1'], and submit_model('q5_1', trainer) so the grader can score it too. "
-             "If it is low, try a learning rate between 5e-5 and 2e-4.",
-             "artefact_macro_f1", _at_least(BERT_MACRO_F1_FLOOR, 1.0, "macro-F1"), points=2.0,
+             "then .evaluate(val_df)['macro_f1'], and submit_model('q5_1', trainer) so the grader can score it too. "
+             "If it is low, compare learning rates on validation, never on the test tweets.",
+             "artefact_macro_f1", _at_least(BERT_MACRO_F1_FLOOR, 1.0, "validation macro-F1"), points=2.0,
              channel="artefact", evaluation="tweets_test"),
     Question("q5_2", "05_fine_tuning_bert", "n_test_examples",
              f"How many tweets the test score is measured on (at least {BERT_MIN_TEST_EXAMPLES}).",
@@ -424,11 +426,12 @@ QUESTIONS: tuple[Question, ...] = (
              "Test accuracy of a 'model' that calls every transaction legitimate.",
              "It predicts 0 everywhere: the accuracy is the share of legitimate transactions in y_test.",
              "number", _number(0.0, 1.0)),
-    Question("q7_2", "07_real_world_applications", "fraud_average_precision",
-             f"Average precision of the logistic regression on the fraud test set (at least {FRAUD_AP_FLOOR}).",
-             "average_precision_score(y_test, model.predict_proba(X_test)[:, 1]) -- scores, not hard labels; "
-             "then submit_model('q7_2', fraud_model) so the grader can score it too.",
-             "artefact_average_precision", _floor_on_default_data(FRAUD_AP_FLOOR, 1.0, "average precision"),
+    Question("q7_2", "07_real_world_applications", "fraud_val_average_precision",
+             f"Average precision of the logistic regression on the fraud validation set (at least {FRAUD_AP_FLOOR}); "
+             "the grader scores the submitted model on rows of its own.",
+             "average_precision_score(fraud.y_val, model.predict_proba(fraud.X_val)[:, 1]) -- scores, not hard "
+             "labels; then submit_model('q7_2', fraud_model) so the grader can score it too.",
+             "artefact_average_precision", _floor_on_default_data(FRAUD_AP_FLOOR, 1.0, "validation average precision"),
              channel="artefact", evaluation="fraud_test"),
     Question("q7_3", "07_real_world_applications", "fraud_metric",
              "Which metric should decide between fraud models?",
