@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +20,20 @@ SUITE_SH = ROOT / "benchmarks" / "gpu_suite.sh"
 @pytest.fixture(scope="module")
 def suite(load_benchmark):
     return load_benchmark("gpu_suite")
+
+
+@pytest.fixture
+def make_suite(suite):
+    """A Suite object for the given arguments; its working folder is removed afterwards."""
+    made = []
+
+    def _make(argv):
+        made.append(suite.Suite(suite.parse_args(argv)))
+        return made[-1]
+
+    yield _make
+    for runner in made:
+        shutil.rmtree(runner.work, ignore_errors=True)
 
 
 def _env(**extra) -> dict:
@@ -68,8 +83,8 @@ def test_bad_input_gets_one_clear_line(tmp_path, argv, expected):
     assert not list(tmp_path.glob("gpu_suite.*"))
 
 
-def test_a_failing_or_overrunning_step_is_recorded_and_the_next_ones_run(suite, tmp_path, monkeypatch):
-    runner = suite.Suite(suite.parse_args(["--dry-run", "--out", str(tmp_path)]))
+def test_a_failing_or_overrunning_step_is_recorded_and_the_next_ones_run(suite, make_suite, tmp_path, monkeypatch):
+    runner = make_suite(["--dry-run", "--out", str(tmp_path)])
 
     def environment(self, deadline):
         self.ready = True
@@ -96,6 +111,50 @@ def test_a_failing_or_overrunning_step_is_recorded_and_the_next_ones_run(suite, 
                         "train_cli": "ok", "bench_compiled": "ok"}
     markdown = (tmp_path / "gpu_suite.md").read_text()
     assert "| bench | failed |" in markdown and "broken on purpose" in markdown and "| tests | timeout |" in markdown
+
+
+def test_on_a_gpu_the_steps_run_bert_base_at_length_256_and_the_full_profile(suite, make_suite, load_benchmark,
+                                                                              tmp_path, monkeypatch):
+    """The GPU-sized command lines, which only a GPU runs, parse and say what the README promises."""
+    from course_utils.cli.main import build_parser
+    from course_utils.device import get_profile
+
+    full = get_profile("cpu", size="full").to_dict()
+    runner = make_suite(["--out", str(tmp_path)])
+    runner.environment = {"gpu_memory_gib": 79.6, "full_profile": full}
+    assert runner.tokenizer is not None
+    bench = load_benchmark("bench_trainer").parse_args(runner.bench_args("--variants", "naive,hf,course", "--out", "b.json"))
+    assert (bench.model, bench.data, bench.max_length, bench.batch_size, bench.epochs, bench.warm_steps) == (
+        "bert-base-random", "imdb-like", 256, 128, 1, 5)
+    assert bench.samples == 128 * suite.BENCH_STEPS and bench.tokenizer == str(runner.tokenizer)
+    assert bench.peak_tflops is None  # on a GPU the peak comes from its exact model name
+
+    commands = []
+
+    def fake_run(name, cmd, deadline, check=True, **env):
+        commands.append(cmd)
+        out = Path(cmd[cmd.index("--output-dir") + 1])
+        (out / "model").mkdir(parents=True)
+        (out / "metrics.json").write_text(json.dumps({
+            "accuracy": 0.5, "macro_f1": 0.4, "train_seconds": 60.0, "samples_per_second": 1400.0,
+            "tokens_per_second": 5e4, "precision": precision, "sizes": {"train": 27557}, "best_epoch": 3,
+            "device": {"name": "NVIDIA H100 80GB HBM3", "kind": kind}, "history": {"epochs": [{}] * 3},
+            "config": {"batch_size": 64, "eval_batch_size": 256, "max_length": 128, "epochs": 3}}))
+        return 0, ""
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    monkeypatch.setattr(runner, "internal", lambda *args: {})
+    precision, kind = "bf16", "cuda"
+    status, summary, data = runner.step_train_cli(time.monotonic() + 60)
+    assert status == "ok" and "bf16" in summary and data["epochs"] == 3
+    args = build_parser("train").parse_args(commands[0][3:])
+    assert (args.data, args.batch_size, args.eval_batch_size, args.epochs, args.max_length) == (
+        "tweets", full["batch_size"], full["eval_batch_size"], full["epochs"], full["max_length"])
+    assert args.max_train_samples is None and args.max_eval_samples is None  # the whole corpus
+    precision, kind = "fp32", "cpu"
+    shutil.rmtree(runner.work / "train")
+    with pytest.raises(suite.StepFailed, match="not CUDA bf16"):
+        runner.step_train_cli(time.monotonic() + 60)
 
 
 @pytest.mark.slow
