@@ -117,11 +117,14 @@ def test_prefetched_batches_are_pinned_and_train_like_unprefetched_ones(tokenize
         torch.testing.assert_close(value, reference[name], **TOLERANCE)
 
 
-def test_the_step_loop_syncs_with_the_host_only_to_log(tokenizer, toy, monkeypatch):
-    trainer = make(tokenizer, config(epochs=1, log_every=4))
-    syncs = host_syncs(monkeypatch, trainer, toy[0])
+@pytest.mark.parametrize("padded", [True, False], ids=["4d-mask", "no-mask"])
+def test_the_step_loop_syncs_with_the_host_only_to_log(tokenizer, toy, monkeypatch, padded):
+    """Padded batches get the host-built 4D mask; batches of texts that all fill max_length get none."""
+    train = toy[0] if padded else toy[0].assign(text=toy[0]["text"] + " " + " ".join(_FILL))  # >= 14 words
+    trainer = make(tokenizer, config(epochs=1, log_every=4, max_length=16 if padded else 8))
+    syncs = host_syncs(monkeypatch, trainer, train)
     steps, log_reads = trainer.global_step, math.ceil(trainer.global_step / 4)
-    assert steps == 16
+    assert steps == 16 and (padded or trainer.shapes_seen == {(8, 8)})
     # one read of the queued losses per log step, at most one more at the epoch's end; none per step
     assert log_reads <= syncs <= log_reads + 1, (syncs, steps)
 
