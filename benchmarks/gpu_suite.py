@@ -137,7 +137,7 @@ class Suite:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), "PYTHONUNBUFFERED": "1",
                "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
         if self.dry_run:
-            env.update(COURSE_DEVICE="cpu", COURSE_CUDA_TESTS_ON_CPU="1")
+            env.update(COURSE_DEVICE="cpu", COURSE_CUDA_TESTS_ON_CPU="1", CUDA_VISIBLE_DEVICES="")  # CPU even on a GPU box
         env.update(extra)
         return env
 
@@ -398,8 +398,8 @@ def markdown(payload: dict) -> str:
         first = bench["rows"][0]
         peak = (f"{first['peak_tflops']:g} TFLOP/s ({first['peak_source']})" if first["peak_tflops"] else
                 "no known peak, so no MFU")
-        lines += [f"Trainer benchmark on {first['device']}: model {s['model']} ({first['parameters'] / 1e6:.1f}M parameters, "
-                  f"{first['non_embedding_parameters'] / 1e6:.1f}M non-embedding, random weights), IMDB-like texts, max "
+        lines += [f"Trainer benchmark on {first['device']}: model {s['model']} ({first['parameters'] / 1e6:.3g}M parameters, "
+                  f"{first['non_embedding_parameters'] / 1e6:.3g}M non-embedding, random weights), IMDB-like texts, max "
                   f"length {s['max_length']}, batch {s['batch']}, {s['samples']} texts x 1 epoch; steady state after "
                   f"{s['warm']} warm-up steps; MFU against {peak}; peak memory: {first['memory_kind']}.", "",
                   "| variant | samples/s | real tokens/s | MFU | peak memory GB | end-to-end s | x naive | x HF Trainer |",
