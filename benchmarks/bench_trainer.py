@@ -95,6 +95,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--variants", default="naive,hf,course", help="comma-separated subset of " + ",".join(VARIANTS))
     p.add_argument("--compile", action="store_true", help="also torch.compile in the course trainer")
+    p.add_argument("--compile-backend", default="inductor",
+                   help="torch.compile backend with --compile (default inductor; eager or aot_eager check the "
+                        "graph capture in seconds on a CPU)")
+    p.add_argument("--tokenizer", default=None, metavar="DIR",
+                   help="tiny and bert-base-random: a folder with the tokenizer's files (default: the offline "
+                        "model's; benchmarks/prepare_gpu_wheels.sh copies them for a machine without it)")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="peak TFLOP/s of this device (overrides the GPU table; needed for MFU on a CPU)")
     p.add_argument("--warm-steps", type=int, default=5,
@@ -110,6 +116,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--warm-steps must be >= 0, got {args.warm_steps}")
     if args.peak_tflops is not None and not args.peak_tflops > 0:
         p.error(f"--peak-tflops must be > 0, got {args.peak_tflops}")
+    if args.tokenizer is not None:
+        if args.model not in ("tiny", "bert-base-random"):
+            p.error(f"--tokenizer applies to --model tiny or bert-base-random (random weights), not {args.model!r}")
+        if not (Path(args.tokenizer) / "tokenizer_config.json").is_file():
+            p.error(f"--tokenizer {args.tokenizer}: no tokenizer_config.json there")
     return args
 
 
@@ -188,19 +199,26 @@ def load_data(args):
             stratified_sample(splits.test, args.eval_samples, seed=args.seed))
 
 
-def load_model(name: str, labels, seed: int):
-    """(tokenizer, model) with the same initial weights in every variant."""
+def load_model(name: str, labels, seed: int, tokenizer_dir: str | None = None):
+    """(tokenizer, model) with the same initial weights in every variant.
+
+    ``tiny`` and ``bert-base-random`` take the tokenizer from ``tokenizer_dir``, else from the offline
+    model (its vocabulary is bert-base-uncased's); their weights are random.
+    """
     from course_utils.models import load_pretrained, offline_model_dir, tiny_bert_for_tests
     from course_utils.seed import set_seed
 
     set_seed(seed)
-    if name == "tiny":
-        return tiny_bert_for_tests(labels=labels, seed=seed)
-    if name == "bert-base-random":
-        from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    if name in ("tiny", "bert-base-random"):
+        from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(offline_model_dir()))  # the bert-base-uncased vocabulary
-        config = BertConfig(num_labels=len(labels), id2label=dict(enumerate(labels)),
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or offline_model_dir()))
+    if name == "tiny":
+        return tiny_bert_for_tests(labels=labels, seed=seed, tokenizer=tokenizer)
+    if name == "bert-base-random":
+        from transformers import BertConfig, BertForSequenceClassification
+
+        config = BertConfig(vocab_size=len(tokenizer), num_labels=len(labels), id2label=dict(enumerate(labels)),
                             label2id={n: i for i, n in enumerate(labels)}, attn_implementation="sdpa")
         return tokenizer, BertForSequenceClassification(config)
     return load_pretrained(None if name == "offline" else name, labels=labels)
@@ -365,7 +383,7 @@ def run_course(args, tokenizer, model, train, test, labels, device, lr):
 
     config = TrainConfig(max_length=args.max_length, batch_size=args.batch_size, eval_batch_size=args.batch_size * 2,
                          learning_rate=lr, epochs=args.epochs, seed=args.seed, labels=labels, compile=args.compile,
-                         device=str(device), progress=False)
+                         compile_backend=args.compile_backend, device=str(device), progress=False)
     log = StepLog(device, args.warm_steps)
     with Clock(device) as clock:  # tokenising (inside fit) included, as in the other two
         trainer = Trainer(config, model=model, tokenizer=tokenizer, callbacks=[lambda t: log.step_done(t.global_step)])
@@ -411,7 +429,7 @@ def run_variant(args) -> dict:
     train, test = load_data(args)
     labels = sorted(train["label"].unique())
     device = get_device()
-    tokenizer, model = load_model(args.model, labels, args.seed)
+    tokenizer, model = load_model(args.model, labels, args.seed, args.tokenizer)
     model.to(device)
     lr = args.lr
     if device.type == "cuda":

@@ -227,17 +227,19 @@ def count_parameters(model, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def tiny_bert_for_tests(num_labels: int = 2, labels: Sequence[str] | None = None, seed: int = 0):
-    """A randomly initialised 2-layer BERT with the offline tokenizer.
+def tiny_bert_for_tests(num_labels: int = 2, labels: Sequence[str] | None = None, seed: int = 0, tokenizer=None):
+    """A randomly initialised 2-layer BERT with the offline tokenizer (or ``tokenizer``, sizing the vocabulary).
 
     Tests and CPU benchmarks need the real tokenizer and model class but not 22M trained weights;
-    this builds in well under a second.
+    this builds in well under a second. A machine without the offline model (the GPU suite's) passes
+    its own tokenizer.
     """
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    with _quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(str(offline_model_dir()))
+    if tokenizer is None:
+        with _quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(str(offline_model_dir()))
     if labels is not None:
         num_labels = len(labels)
     config = BertConfig(

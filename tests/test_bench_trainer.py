@@ -105,3 +105,19 @@ def test_only_the_exact_target_settings_are_judged_against_the_target(bench):
     for changed in (["--max-length", "32"], ["--batch-size", "16"], ["--lr", "3e-5"], ["--samples", "512"],
                     ["--eval-samples", "100"], ["--compile"], ["--model", "tiny"]):
         assert not bench.is_target_run(bench.parse_args(changed)), changed
+
+
+def test_random_weight_models_take_the_tokenizer_folder_given(bench, tmp_path, capsys):
+    """The GPU machine has no offline model: the suite passes the vocabulary that prepare_gpu_wheels.sh carried."""
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    (tmp_path / "tokenizer_config.json").write_text('{"tokenizer_class": "BertTokenizer", "do_lower_case": true}')
+    args = bench.parse_args(["--model", "tiny", "--tokenizer", str(tmp_path)])
+    tokenizer, model = bench.load_model(args.model, ["negative", "positive"], 0, args.tokenizer)
+    assert tokenizer.vocab_size == len(words) == model.config.vocab_size
+    assert tokenizer("good film")["input_ids"] == [2, 5, 7, 3]
+    for argv, message in ((["--model", "offline", "--tokenizer", str(tmp_path)], "applies to --model tiny"),
+                          (["--model", "tiny", "--tokenizer", str(tmp_path / "none")], "no tokenizer_config.json")):
+        with pytest.raises(SystemExit):
+            bench.parse_args(argv)
+        assert message in capsys.readouterr().err
