@@ -48,8 +48,8 @@ class PairedDifference:
         return "no clear difference"
 
     def __str__(self) -> str:
-        return (f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}] over {self.n} paired runs "
-                f"({self.confidence:.0%} interval): {self.verdict}")
+        runs = f"over {self.n} paired runs" if self.n > 1 else "difference of means"
+        return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}] {runs} ({self.confidence:.0%} interval): {self.verdict}"
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> PairedDifference:
@@ -73,6 +73,29 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
     mean = float(d.mean())
     half = float(stats.t.ppf(0.5 + confidence / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
     return PairedDifference(tuple(float(v) for v in d), mean, mean - half, mean + half, confidence)
+
+
+def unpaired_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> PairedDifference:
+    """``mean(a) - mean(b)`` for runs that share nothing but the task (Welch's t interval).
+
+    For two procedures whose seeds are unrelated (seed 3 of random search and seed 3 of TPE draw
+    different things), pairing by seed number would pretend to cancel luck that is not shared.
+    ``differences`` then holds the two means' difference alone.
+    """
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.ndim != 1 or y.ndim != 1 or len(x) < 2 or len(y) < 2:
+        raise DataError("unpaired_difference needs two 1-D sequences of at least two runs each.")
+    if not 0 < confidence < 1:
+        raise DataError(f"confidence must be between 0 and 1, got {confidence}.")
+    va, vb = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    mean = float(x.mean() - y.mean())
+    if va + vb == 0:
+        return PairedDifference((mean,), mean, mean, mean, confidence)
+    dof = (va + vb) ** 2 / ((va**2 / (len(x) - 1) if va else 0) + (vb**2 / (len(y) - 1) if vb else 0))
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * math.sqrt(va + vb))
+    return PairedDifference((mean,), mean, mean - half, mean + half, confidence)
 
 
 def failed_runs(scores: Sequence[float], floor: float, margin: float = 0.0) -> list[int]:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from course_utils.comparison import failed_runs, paired_difference
+from course_utils.comparison import failed_runs, paired_difference, unpaired_difference
 from course_utils.errors import DataError
 
 
@@ -39,3 +39,11 @@ def test_bad_input_is_one_clear_error():
 def test_failed_runs_are_the_ones_at_the_floor():
     assert failed_runs([0.41, 0.80, 0.412, 0.75], floor=0.412) == [0, 2]
     assert failed_runs([0.45, 0.8], floor=0.412, margin=0.05) == [0]
+
+
+def test_unpaired_difference_for_unrelated_seeds():
+    clear = unpaired_difference([0.90, 0.91, 0.92], [0.80, 0.81, 0.79])
+    assert clear.verdict == "higher" and "difference of means" in str(clear)
+    assert unpaired_difference([0.90, 0.80, 0.85], [0.86, 0.84, 0.83]).verdict == "no clear difference"
+    with pytest.raises(DataError, match="at least two runs"):
+        unpaired_difference([0.9], [0.8, 0.7])
