@@ -48,7 +48,7 @@ class PairedDifference:
         return "no clear difference"
 
     def __str__(self) -> str:
-        runs = f"over {self.n} paired runs" if self.n > 1 else "difference of means"
+        runs = f"over {self.n} pairs" if self.n > 1 else "difference of means"
         return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}] {runs} ({self.confidence:.0%} interval): {self.verdict}"
 
 

@@ -24,7 +24,7 @@ def test_pairing_removes_shared_luck():
 def test_mixed_signs_are_no_clear_difference_and_the_text_says_so():
     diff = paired_difference([0.7, 0.6, 0.8], [0.65, 0.7, 0.75])
     assert diff.verdict == "no clear difference" and diff.low < 0 < diff.high
-    assert "no clear difference" in str(diff) and "3 paired runs" in str(diff)
+    assert "no clear difference" in str(diff) and "3 pairs" in str(diff)
 
 
 def test_bad_input_is_one_clear_error():
