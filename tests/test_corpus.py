@@ -38,3 +38,28 @@ def test_comparing_training_sets_refuses_the_test_split():
         compare_training_sets({"all": splits.train}, splits.test)
     table = compare_training_sets({"all": splits.train}, splits.validation)
     assert list(table.index) == ["all"] and 0.0 <= table.loc["all", "macro_f1"] <= 1.0
+
+
+def test_topic_holdout_pairs_in_topic_and_other_topic_training_on_the_same_held_out_tweets():
+    import pandas as pd
+    import pytest
+
+    from course_utils.errors import ConfigError, DataError
+    from course_utils.labs.corpus import topic_holdout
+
+    # airline tweets say "late" when negative; Apple tweets say "crash" when negative: words that do not transfer
+    rows = []
+    for i in range(240):
+        rows.append({"text": f"@united flight {'late delayed' if i % 2 else 'great crew'} {i}",
+                     "label": "negative" if i % 2 else "positive"})
+        rows.append({"text": f"apple iphone {'crash broken' if i % 2 else 'love it'} {i}",
+                     "label": "negative" if i % 2 else "positive"})
+    df = pd.DataFrame(rows)
+    result = topic_holdout(df, "airlines", n_train=100, n_eval=60, seeds=(0, 1))
+    wide = result.pivot(index="seed", columns="training data", values="macro_f1")
+    assert (wide["in-topic"] > wide["other topics"]).all()
+    assert result["majority floor"].iloc[0] == pytest.approx((2 * 0.5 / 1.5) / 2, abs=0.1)
+    with pytest.raises(ConfigError, match="unknown topic"):
+        topic_holdout(df, "weather")
+    with pytest.raises(DataError, match="Lower n_train"):
+        topic_holdout(df, "airlines", n_train=500)

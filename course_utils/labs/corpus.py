@@ -17,12 +17,13 @@ Taught in lesson 02 (selecting and cleaning a custom dataset).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import pandas as pd
 
-from course_utils.errors import DataError
+from course_utils.errors import ConfigError, DataError
 
-__all__ = ["TOPIC_PATTERNS", "tweet_topics", "topic_table"]
+__all__ = ["TOPIC_PATTERNS", "topic_holdout", "tweet_topics", "topic_table"]
 
 #: Topic -> regular expression on the lower-cased text. The first topic that matches wins, in this
 #: order; tweets that match none are ``"other"``. Built by reading the corpus's most frequent words
@@ -75,3 +76,36 @@ def topic_table(df: pd.DataFrame) -> pd.DataFrame:
     if "confidence" in df.columns:
         table["no confidence"] = df["confidence"].isna().groupby(topics).mean()
     return table.sort_values("rows", ascending=False)
+
+
+def topic_holdout(df: pd.DataFrame, topic: str, n_train: int = 2000, n_eval: int = 1000,
+                  seeds: Sequence[int] = (0, 1, 2, 3, 4), topics: pd.Series | None = None) -> pd.DataFrame:
+    """Does data from the target domain beat the same amount of data from elsewhere? One row per seed.
+
+    For each seed, ``n_eval`` tweets of ``topic`` are held out; the TF-IDF baseline (lesson 02) is
+    trained twice on ``n_train`` tweets, once drawn from the rest of ``topic`` ("in-topic") and once from
+    the other topics ("other topics"), and both are scored (macro-F1) on the same held-out tweets, so
+    the two scores of a seed are a pair. ``majority floor`` is the macro-F1 of always answering the held-out
+    tweets' most common label. ``topics`` (default: :func:`tweet_topics` of the texts) lets a caller pass
+    topics found on the raw text while training on the clean one.
+    """
+    from course_utils.labs.baselines import evaluate_baseline, fit_baseline
+
+    topics = tweet_topics(df["text"]) if topics is None else topics.reindex(df.index)
+    inside, outside = df[topics == topic], df[(topics != topic) & (topics != "other")]
+    if topic not in TOPIC_PATTERNS:
+        raise ConfigError(f"topic_holdout: unknown topic {topic!r}; known: {list(TOPIC_PATTERNS)}.")
+    if len(inside) < n_train + n_eval or len(outside) < n_train:
+        raise DataError(f"topic_holdout: {topic!r} has {len(inside)} tweets and the other topics {len(outside)}; "
+                        f"n_train + n_eval = {n_train + n_eval} need more. Lower n_train or n_eval.")
+    rows = []
+    for seed in seeds:
+        held_out = inside.sample(n=n_eval, random_state=seed)
+        rest = inside.drop(held_out.index)
+        majority = held_out["label"].value_counts(normalize=True).iloc[0]
+        floor = (2 * majority / (1 + majority)) / held_out["label"].nunique()  # always the majority class
+        for name, pool in (("in-topic", rest), ("other topics", outside)):
+            model = fit_baseline(pool.sample(n=n_train, random_state=seed))
+            rows.append({"seed": seed, "training data": name, "macro_f1": evaluate_baseline(model, held_out)["macro_f1"],
+                         "majority floor": floor})
+    return pd.DataFrame(rows)
