@@ -26,7 +26,9 @@ LESSONS = [
     "07_real_world_applications",
     "08_parameter_efficient_fine_tuning",
     "09_instruction_tuning_a_small_llm",
+    "10_wrap_up",
 ]
+NO_EXERCISE = {"00_setup", "10_wrap_up"}  # the course's first and last pages: set-up and wrap-up
 
 
 def _pyproject() -> dict:
@@ -92,5 +94,5 @@ def test_lessons_explain_before_every_code_cell(path):
             assert i > 0 and cells[i - 1].cell_type == "markdown", f"{path.name}: code cell {i} has no markdown before it"
     last = cells[-1]
     assert last.cell_type == "markdown" and "summary" in last.source.lower()
-    if path.stem != "00_setup":
+    if path.stem not in NO_EXERCISE:
         assert f"exercises/{path.stem}.ipynb" in last.source, f"{path.name}: no pointer to its exercise notebook"
