@@ -68,17 +68,16 @@ def _check_device() -> list[Check]:
     try:
         import torch
 
-        from course_utils.device import describe_device, get_device, get_profile
+        from course_utils.device import configure_threads, describe_device, get_device, get_profile
 
+        # One choice, applied before the device line reads torch's thread count, so both lines agree.
+        threads = configure_threads()
         dev = get_device()
         info = describe_device(dev)
         mem = f", {info['memory_gb']} GiB" if info.get("memory_gb") else ""
         checks = [
             Check("device", True, f"{info['name']}{mem}; bf16: {'yes' if info['bf16'] else 'no'}; profile: {get_profile(dev).name}")
         ]
-        from course_utils.device import choose_threads
-
-        threads = choose_threads()
         checks.append(Check("torch threads", True, f"{threads.threads} ({threads.reason}); override with COURSE_TORCH_THREADS=N",
                             required=False))
         if torch.version.cuda and dev.type != "cuda":
