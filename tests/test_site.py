@@ -215,3 +215,9 @@ def test_wide_tables_scroll_instead_of_clipping(site):
     css = (site / "_static" / "course.css").read_text(encoding="utf-8")
     assert "overflow-x: auto" in css
     assert "course.css" in _html(site, "index.html")
+
+
+def test_the_landing_tables_lessons_and_exercises_are_links(site):
+    index = _html(site, "index.html")
+    for stem in notebook_stems(repo_root())["exercises"]:
+        assert f'href="notebooks/{stem}.html"' in index and f'href="exercises/{stem}.html"' in index, stem
