@@ -92,7 +92,7 @@ def _check_device() -> list[Check]:
             )
         return checks
     except Exception as exc:
-        return [Check("device", False, f"{type(exc).__name__}: {exc}".splitlines()[0], "reinstall torch (see README, 'CPU-only machines')")]
+        return [Check("device", False, f"{type(exc).__name__}: {exc}".splitlines()[0], "reinstall torch (README, set-up step 3 on Linux without an NVIDIA GPU)")]
 
 
 def _check_model() -> Check:
