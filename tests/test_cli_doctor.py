@@ -41,3 +41,25 @@ def test_console_script_runs_as_a_process():
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "doctor" in capsys.readouterr().out
+
+
+def test_the_device_line_and_the_threads_line_give_the_same_count(capsys, monkeypatch):
+    """One source: configure_threads' choice, applied before the device line reads torch's count."""
+    import re
+
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("COURSE_TORCH_THREADS", "1")
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    torch.set_num_threads(3)  # what torch had before the doctor chose: the old device line printed this
+    try:
+        assert main(["doctor"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    out = capsys.readouterr().out
+    device = re.search(r"(\d+) torch threads\)", out)
+    chosen = re.search(r"torch threads\s+(\d+) ", out)
+    assert device and chosen, out
+    assert device.group(1) == chosen.group(1) == "1"

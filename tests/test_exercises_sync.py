@@ -149,3 +149,21 @@ def test_committed_notebooks_are_clean(folder):
         assert first_code.source.startswith("%matplotlib inline") and "set_seed(" in first_code.source
         kinds = [c.cell_type for c in nb.cells]
         assert all(kinds[i - 1] == "markdown" for i, k in enumerate(kinds) if k == "code"), path.name
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_solutions_and_exercises_are_titled_apart(topic):
+    """Search on the site shows both pages: "Solution NN · …" and "Exercises NN · …" tell them apart."""
+    solution = nbformat.read(ROOT / "solutions" / f"{topic}.ipynb", as_version=4)
+    exercise = nbformat.read(ROOT / "exercises" / f"{topic}.ipynb", as_version=4)
+    assert solution.cells[0].source.startswith(f"# Solution {topic[:2]} · ")
+    assert exercise.cells[0].source.startswith(f"# Exercises {topic[:2]} · ")
+    # the maintainers' note lives in CONTRIBUTING.md, not on every solution page a learner reads
+    assert not any("course-utils exercises build" in c.source for c in solution.cells if c.cell_type == "markdown")
+
+
+def test_a_solution_without_its_title_is_refused():
+    nb = nbformat.read(ROOT / "solutions" / f"{TOPICS[0]}.ipynb", as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace("# Solution", "# Exercises", 1)
+    with pytest.raises(ConfigError, match="must open with a markdown cell titled '# Solution 01"):
+        build_exercise(nb, TOPICS[0])

@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"(?<!\!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
-DOCS = ["README.md", "INSTRUCTORS.md", "benchmarks/README.md", "grading/README.md"]
+DOCS = ["README.md", "CONTRIBUTING.md", "INSTRUCTORS.md", "benchmarks/README.md", "grading/README.md"]
 
 
 def markdown_of(path: Path) -> str:
@@ -127,3 +127,14 @@ def test_the_readme_command_serves_the_exercises(tmp_path):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+CODE_LABEL = re.compile(r"(?<!\!)\[`[^\]]*`\]\(")
+
+
+def test_notebook_links_have_plain_text_labels():
+    """JupyterLab renders a link whose text is code as grey code, which does not look clickable."""
+    notebooks = [p for p in documents() if p.suffix == ".ipynb"]
+    bad = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in notebooks for m in CODE_LABEL.finditer(markdown_of(p))]
+    assert bad == []
+    assert CODE_LABEL.search("see [`03_hyperparameter_tuning`](../notebooks/03_hyperparameter_tuning.ipynb)")

@@ -8,6 +8,7 @@ headless Chromium and checks that its plot is on screen.
 from __future__ import annotations
 
 import functools
+import re
 import http.server
 import shutil
 import subprocess
@@ -16,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from course_utils.cli.site import SECTIONS, build, check_site, landing_page, notebook_stems, repo_root
+from course_utils.cli.site import (NO_OUTPUTS_CLASS, REPOSITORY_ENV, SECTIONS, build, check_site, estimate_minutes,
+                                   landing_page, lesson_minutes, notebook_stems, plan_execution, repo_root,
+                                   repository_url)
+from course_utils.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -24,13 +28,13 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("site")
-    result = build(base / "site", execute=["00_setup"], cache=base / "cache", progress=False)
+    result = build(base / "site", execute=["00_setup"], cache=base / "cache", progress=False, repository="")
     assert any("00_setup" in line for line in result.executed) or result.pages > 0
     return result.out
 
 
 def test_every_notebook_has_a_page_and_nothing_is_broken(site):
-    report = check_site(site)
+    report = check_site(site, allow_unexecuted=True)  # lessons 01-09 were left out on request (--execute 00_setup)
     assert report.problems == []
     stems = notebook_stems(repo_root())
     for folder, _ in SECTIONS:
@@ -56,7 +60,7 @@ def test_the_checks_fail_on_a_missing_image_and_a_broken_link(site, tmp_path):
     for image in (broken / "_images").glob("*.png"):
         image.unlink()
     (broken / "notebooks" / "01_what_is_fine_tuning.html").unlink()
-    problems = "\n".join(check_site(broken).problems)
+    problems = "\n".join(check_site(broken, allow_unexecuted=True).problems)
     assert "image" in problems and "does not exist" in problems
     assert "nowhere.html points to a missing file" in problems
     assert "no-such-anchor points to a missing anchor" in problems
@@ -106,3 +110,114 @@ def test_a_real_browser_shows_the_lesson_plot(site, tmp_path):
     shown = int(result.split()[1])
     assert shown >= 1, f"Chromium shows no plot on lesson 00: {result}"
     assert shot.is_file() and shot.stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+def _html(site: Path, page: str) -> str:
+    return (site / page).read_text(encoding="utf-8")
+
+
+def test_a_lesson_page_without_its_plots_fails_the_check(site, tmp_path):
+    """Lesson 05 says "the histogram shows…": a page without the histogram must not pass."""
+    strict = "\n".join(check_site(site).problems)
+    assert "notebooks/05_fine_tuning_bert.html: rendered without outputs, so its plots are missing" in strict
+    assert "notebooks/00_setup.html" not in strict  # executed: its plot is there
+    broken = tmp_path / "broken"
+    shutil.copytree(site, broken)
+    lesson = broken / "notebooks" / "00_setup.html"
+    text = lesson.read_text(encoding="utf-8")
+    lesson.write_text(re.sub(r'<img[^>]*src="\.\./_images/[^"]*"[^>]*>', "", text), encoding="utf-8")
+    problems = check_site(broken, allow_unexecuted=True).problems  # no "without outputs" note: no excuse
+    assert "notebooks/00_setup.html: the lesson plots but its page shows no image" in problems
+
+
+def test_pages_rendered_without_outputs_say_so_under_their_title(site):
+    assert NO_OUTPUTS_CLASS not in _html(site, "notebooks/00_setup.html")
+    for page in ("notebooks/05_fine_tuning_bert.html", "exercises/05_fine_tuning_bert.html",
+                 "solutions/05_fine_tuning_bert.html"):
+        text = _html(site, page)
+        assert NO_OUTPUTS_CLASS in text, page
+        assert text.index("<h1") < text.index(NO_OUTPUTS_CLASS) < text.index("</section>"), page
+    assert "--solutions" in _html(site, "solutions/05_fine_tuning_bert.html")
+
+
+def _next(site: Path, page: str) -> str:
+    match = re.search(r'<link rel="next" title="[^"]*" href="([^"]+)"', _html(site, page))
+    return match.group(1) if match else ""
+
+
+def test_each_lesson_is_followed_by_its_exercise_and_solutions_come_last(site):
+    stems = notebook_stems(repo_root())
+    for stem in stems["notebooks"]:
+        if stem in stems["exercises"]:
+            assert _next(site, f"notebooks/{stem}.html") == f"../exercises/{stem}.html"
+    lessons = stems["notebooks"]
+    for stem in stems["exercises"][:-1]:
+        following = lessons[lessons.index(stem) + 1]
+        assert _next(site, f"exercises/{stem}.html") == f"../notebooks/{following}.html"
+    assert "solutions/" not in _next(site, f"exercises/{stems['exercises'][-1]}.html")
+    assert "<title>Solution 04 · " in _html(site, "solutions/04_evaluation_metrics.html")
+    assert "<title>Exercises 04 · " in _html(site, "exercises/04_evaluation_metrics.html")
+
+
+def test_without_a_repository_url_there_are_no_launch_buttons(site):
+    lesson = _html(site, "notebooks/05_fine_tuning_bert.html")
+    assert "colab.research.google.com" not in lesson and "mybinder.org" not in lesson
+
+
+def test_with_a_repository_url_pages_open_in_colab_and_binder(tmp_path):
+    url = "https://github.com/example-org/finetuning-course"
+    out = build(tmp_path / "site", execute=[], cache=tmp_path / "cache", progress=False, repository=url).out
+    lesson = _html(out, "notebooks/05_fine_tuning_bert.html")
+    assert ("https://colab.research.google.com/github/example-org/finetuning-course/blob/main/"
+            "notebooks/05_fine_tuning_bert.ipynb") in lesson
+    assert "https://mybinder.org/v2/gh/example-org/finetuning-course/main?urlpath=lab/tree/notebooks/05_fine_tuning_bert.ipynb" in lesson
+    assert f'href="{url}"' in _html(out, "index.html")  # the link back to the repository
+
+
+def test_the_repository_setting_one_clear_error_and_its_sources(tmp_path, monkeypatch):
+    monkeypatch.delenv(REPOSITORY_ENV, raising=False)
+    (tmp_path / "pyproject.toml").write_text('[tool.course-site]\nrepository_url = "https://github.com/a/b.git"\n')
+    assert repository_url(None, tmp_path) == "https://github.com/a/b"
+    monkeypatch.setenv(REPOSITORY_ENV, "https://github.com/c/d/")
+    assert repository_url(None, tmp_path) == "https://github.com/c/d"
+    assert repository_url("", tmp_path) is None
+    with pytest.raises(ConfigError) as bad:
+        repository_url("github.com/a b", tmp_path)
+    assert "\n" not in str(bad.value) and "https://github.com/OWNER/REPO" in str(bad.value)
+    monkeypatch.setenv(REPOSITORY_ENV, "ftp://example.org/x")
+    with pytest.raises(ConfigError, match=REPOSITORY_ENV):
+        repository_url(None, tmp_path)
+
+
+def test_the_default_build_executes_lessons_not_exercises_and_solutions_on_request():
+    stems = notebook_stems(repo_root())
+    default = plan_execution(stems, None, solutions=False)
+    assert default == [f"notebooks/{s}" for s in stems["notebooks"]]
+    with_solutions = plan_execution(stems, None, solutions=True)
+    assert set(with_solutions) - set(default) == {f"solutions/{s}" for s in stems["solutions"]}
+    assert not any(d.startswith("exercises/") for d in with_solutions)
+    assert plan_execution(stems, ["00_setup", "exercises/04_evaluation_metrics"], False) == [
+        "notebooks/00_setup", "exercises/04_evaluation_metrics"]
+    with pytest.raises(ConfigError, match="names no notebook"):
+        plan_execution(stems, ["99_nothing"], False)
+
+
+def test_the_estimate_comes_from_the_readmes_minutes():
+    minutes = lesson_minutes((repo_root() / "README.md").read_text(encoding="utf-8"))
+    assert set(minutes) == set(notebook_stems(repo_root())["notebooks"])
+    docs = ["notebooks/05_fine_tuning_bert", "notebooks/09_instruction_tuning_a_small_llm"]
+    total = minutes["05_fine_tuning_bert"] + minutes["09_instruction_tuning_a_small_llm"]
+    assert estimate_minutes(docs, minutes, set()) == pytest.approx(total)
+    assert estimate_minutes(docs, minutes, {docs[1]}) == pytest.approx(minutes["05_fine_tuning_bert"])
+
+
+def test_wide_tables_scroll_instead_of_clipping(site):
+    css = (site / "_static" / "course.css").read_text(encoding="utf-8")
+    assert "overflow-x: auto" in css
+    assert "course.css" in _html(site, "index.html")
+
+
+def test_the_landing_tables_lessons_and_exercises_are_links(site):
+    index = _html(site, "index.html")
+    for stem in notebook_stems(repo_root())["exercises"]:
+        assert f'href="notebooks/{stem}.html"' in index and f'href="exercises/{stem}.html"' in index, stem

@@ -167,3 +167,13 @@ def test_case_variants_of_a_label_are_one_line_with_the_flag_that_folds_them(tmp
     frame.assign(extra="unused").to_csv(path, index=False)
     code, _, err = run_cli(["--data", str(path), "--output-dir", str(tmp_path / "o"), *FAST], capsys)
     assert code == 1 and "--fold-label-case" in err and err.count("\n") == 1
+
+
+def test_the_help_examples_cap_the_tweets_as_the_readme_does(capsys):
+    """On a CPU the whole binary corpus trains for 15+ minutes; the first example a learner copies must not."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    examples = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("course-utils train --data tweets")]
+    assert examples and all("--max-train-samples 768" in line for line in examples)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert examples[0].split("  ")[0] in readme

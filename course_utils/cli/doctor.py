@@ -68,17 +68,16 @@ def _check_device() -> list[Check]:
     try:
         import torch
 
-        from course_utils.device import describe_device, get_device, get_profile
+        from course_utils.device import configure_threads, describe_device, get_device, get_profile
 
+        # One choice, applied before the device line reads torch's thread count, so both lines agree.
+        threads = configure_threads()
         dev = get_device()
         info = describe_device(dev)
         mem = f", {info['memory_gb']} GiB" if info.get("memory_gb") else ""
         checks = [
             Check("device", True, f"{info['name']}{mem}; bf16: {'yes' if info['bf16'] else 'no'}; profile: {get_profile(dev).name}")
         ]
-        from course_utils.device import choose_threads
-
-        threads = choose_threads()
         checks.append(Check("torch threads", True, f"{threads.threads} ({threads.reason}); override with COURSE_TORCH_THREADS=N",
                             required=False))
         if torch.version.cuda and dev.type != "cuda":
@@ -93,7 +92,7 @@ def _check_device() -> list[Check]:
             )
         return checks
     except Exception as exc:
-        return [Check("device", False, f"{type(exc).__name__}: {exc}".splitlines()[0], "reinstall torch (see README, 'CPU-only machines')")]
+        return [Check("device", False, f"{type(exc).__name__}: {exc}".splitlines()[0], "reinstall torch (README, set-up step 3 on Linux without an NVIDIA GPU)")]
 
 
 def _check_model() -> Check:

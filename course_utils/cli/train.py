@@ -6,8 +6,8 @@ Writes OUTPUT_DIR/metrics.json and the model (OUTPUT_DIR/model, loadable with
 course_utils.models.load_pretrained or transformers' from_pretrained).
 
 examples:
-  course-utils train --data tweets --binary --epochs 2 --output-dir runs/tweets
-  course-utils train --data tweets --binary --lora-r 8 --output-dir runs/tweets-lora     (adapters only)
+  course-utils train --data tweets --binary --max-train-samples 768 --epochs 2 --output-dir runs/tweets
+  course-utils train --data tweets --binary --max-train-samples 768 --lora-r 8 --output-dir runs/tweets-lora   (adapters only)
   course-utils train --data reviews.csv --text-column review --label-column stars --output-dir runs/reviews
   course-utils train --data imdb --model bert-base-uncased --max-length 256 --output-dir runs/imdb   (online)
   torchrun --nproc-per-node 2 -m course_utils.cli train --data tweets --output-dir runs/ddp           (several GPUs)

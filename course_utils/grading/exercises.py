@@ -11,7 +11,8 @@ stub that keeps only:
   helper variables that later given cells read (e.g. ``histories = {...}  # stub: {}``).
 
 Cells tagged ``solution_only`` (explanations of the answer, a final self-test) are left out of the
-exercise. Because every answer is reset to ``None`` (or a function returning ``None``), an
+exercise. The solution's title, ``# Solution NN · Topic``, becomes ``# Exercises NN · Topic``, so the two
+pages cannot be confused on the website or in its search. Because every answer is reset to ``None`` (or a function returning ``None``), an
 untouched exercise executes top to bottom, its checks print ✗, and it scores zero.
 
 Examples:
@@ -37,6 +38,7 @@ EXERCISE_TAG = "exercise"
 STUB = "# YOUR CODE HERE"
 _KEEP = re.compile(r"\s*#\s*keep\s*$", re.IGNORECASE)
 _STUB_VALUE = re.compile(r"#\s*stub:\s*(?P<expr>.+?)\s*$")
+SOLUTION_TITLE = re.compile(r"\A# Solution (?P<number>\d\d) · ")
 
 
 def _repo_root() -> Path:
@@ -156,6 +158,12 @@ def build_exercise(solution_nb, topic: str):
     except ConfigError:
         variables = []
     exercise = copy.deepcopy(solution_nb)
+    first = exercise.cells[0] if exercise.cells else None
+    title = SOLUTION_TITLE.match(first.source) if first is not None and first.cell_type == "markdown" else None
+    if title is None:
+        raise ConfigError(f"{topic}: the solution notebook must open with a markdown cell titled "
+                          f"'# Solution {topic[:2]} · Topic'; the exercise's title is made from it.")
+    first.source = f"# Exercises {title.group('number')} · " + first.source[title.end():]
     cells, defined = [], set()
     for index, cell in enumerate(exercise.cells):
         tags = _tags(cell)
