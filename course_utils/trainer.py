@@ -64,7 +64,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -79,6 +78,7 @@ from tqdm.auto import tqdm
 from course_utils.data import canonical_labels
 from course_utils.device import bf16_supported, configure_threads, get_device
 from course_utils.errors import ConfigError, CourseError, DataError
+from course_utils.files import atomic_directory, complete_folder
 from course_utils.models import _quiet_transformers
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -400,52 +400,14 @@ def _init_distributed(use_cuda: bool) -> tuple[int, int, int]:
 # --------------------------------------------------------------------------------------------
 
 
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file of ``folder`` to disk, so a rename after it publishes complete files only."""
-    for f in folder.rglob("*"):
-        if f.is_file():
-            with open(f, "rb") as handle:
-                os.fsync(handle.fileno())
-
-
 def write_folder_atomically(final: Path, write: Callable[[Path], None]) -> Path:
-    """Build a folder under a temporary name with ``write(tmp)``, fsync it, then swap it in by renames.
+    """Build a folder with ``write(tmp)``, fsync it and swap it in: :func:`course_utils.files.atomic_directory`.
 
     At every instant one complete version exists: ``final``, or (killed between the two renames)
     ``final.old``, which :func:`complete_folder` falls back on. Used for the checkpoint, ``best/`` and
     ``model/``: a kill while one is written never leaves a half-written folder that resume would load.
     """
-    final = Path(final)
-    tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
-    _fsync_tree(tmp)
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def complete_folder(final: Path) -> Path | None:
-    """The complete version of a folder :func:`write_folder_atomically` wrote, or None if there is none."""
-    final = Path(final)
-    if final.is_dir():
-        return final
-    old = final.with_name(final.name + ".old")
-    return old if old.is_dir() else None
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file, fsync, rename: readers see the old file or the new one."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    return atomic_directory(final, write, fsync=True, recoverable=True)
 
 
 def _is_peft(model) -> bool:

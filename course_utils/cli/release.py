@@ -7,7 +7,7 @@ benchmarks/, INSTRUCTORS.md, the git history and any spec. Files come from ``git
 the checkout is a git repository (so untracked notes and caches never ship), else from a walk.
 
 OUTDIR must be outside the checkout and empty or absent; the tree is written to a temporary sibling
-and renamed into place, so a failed release leaves nothing half-written.
+and renamed into place (``course_utils.files.atomic_directory``), so a failed release leaves nothing half-written.
 
 Example:
   course-utils release ../course-2026-spring
@@ -19,10 +19,10 @@ import argparse
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from course_utils.errors import ConfigError
+from course_utils.files import atomic_directory
 
 INCLUDE_FILES = ("README.md", "pyproject.toml", "environment.yml")
 INCLUDE_DIRS = ("notebooks", "exercises", "course_utils")
@@ -62,17 +62,13 @@ def make_release(out: str | os.PathLike, root: Path | None = None) -> list[Path]
     if not any(p.parts[0] == "exercises" for p in files):
         raise ConfigError(f"no exercises found under {root}; run `course-utils exercises build` first.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+
+    def fill(staging: Path) -> None:
         for rel in files:
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / rel, staging / rel)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    atomic_directory(out, fill)
     return files
 
 

@@ -156,7 +156,8 @@ def _check_output_dir(value: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from course_utils.device import describe_device
-    from course_utils.trainer import MODEL_DIR, Trainer, write_text_atomically
+    from course_utils.files import atomic_write
+    from course_utils.trainer import MODEL_DIR, Trainer
 
     config = _config(args)  # bad numbers fail here, before any data or model is loaded
     _check_output_dir(args.output_dir)
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         "history": history.to_dict(),
         "model_dir": str(out / MODEL_DIR),
     }
-    write_text_atomically(out / "metrics.json", json.dumps(report, indent=2))
+    atomic_write(out / "metrics.json", json.dumps(report, indent=2), fsync=True)
     per_class = ", ".join(f"{name} F1 {row['f1']:.3f}" for name, row in test_metrics["per_class"].items())
     print(f"test accuracy {test_metrics['accuracy']:.4f} | macro F1 {test_metrics['macro_f1']:.4f} ({per_class}) "
           f"on {len(test)} texts")
