@@ -597,50 +597,79 @@ def canonical_labels(labels: pd.Series, fold_case: bool = False, source: str = "
 def validate_labelled_frame(
     frame: pd.DataFrame,
     text_column: str = "text",
-    label_column: str = "label",
+    label_column: str | None = "label",
     source: str = "data",
-    header_offset: int = 2,
+    header_offset: int | None = 2,
     fold_label_case: bool = False,
+    min_classes: int = 2,
 ) -> pd.DataFrame:
     """Check a frame of labelled texts and return it as ``text``/``label`` string columns.
 
-    Labels go through :func:`canonical_labels` (numbers canonicalised; case variants refused unless
-    ``fold_label_case``).
+    The one check of labelled texts: a learner's file (:func:`load_text_file`) and every frame the
+    trainer is given go through it, so an error reads the same wherever it is raised. It names
+    ``source``, the column and the first bad row: ``header_offset`` turns a position into the row a
+    spreadsheet shows (2 for CSV, whose header is row 1); ``None`` names the frame's index label
+    instead (a frame in memory has no file rows). Labels go through :func:`canonical_labels`
+    (numbers canonicalised; case variants refused unless ``fold_label_case``); fewer than
+    ``min_classes`` classes is an error. ``label_column=None`` checks and returns the texts only.
     """
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{source}: expected a pandas DataFrame with 'text' and 'label' columns, "
+                        f"got {type(frame).__name__}.")
     for col, role in ((text_column, "text"), (label_column, "label")):
-        if col not in frame.columns:
-            raise DataError(
-                f"{source}: no {role} column {col!r}; columns are {list(map(str, frame.columns))}. "
-                f"Pass --{role}-column NAME (or {role}_column=...) to use another one."
-            )
+        if col is not None and col not in frame.columns:
+            fix = (f"Pass --{role}-column NAME (or {role}_column=...) to use another one." if header_offset is not None
+                   else f"Rename the column that holds the {role}s to {col!r}.")
+            raise DataError(f"{source}: no {role} column {col!r}; columns are {list(map(str, frame.columns))}. {fix}")
     if frame.empty:
-        raise DataError(f"{source}: the file has no rows.")
+        raise DataError(f"{source}: the data has no rows.")
+
+    def first(bad: pd.Series) -> str:
+        at = int(np.flatnonzero(bad.values)[0])
+        return f"row {at + header_offset}" if header_offset is not None else f"index {frame.index[at]!r}"
+
     texts = frame[text_column]
     empty = texts.isna() | (texts.astype(str).str.strip() == "")
     if empty.any():
-        row = int(np.flatnonzero(empty.values)[0]) + header_offset
         raise DataError(
-            f"{source}: column {text_column!r} has {int(empty.sum())} empty text(s), first at row {row}; "
+            f"{source}: column {text_column!r} has {int(empty.sum())} empty text(s), first at {first(empty)}; "
             "remove or fill those rows."
         )
+    if label_column is None:
+        return pd.DataFrame({"text": texts.astype(str).values})
     labels = frame[label_column]
     missing = labels.isna() | (labels.astype(str).str.strip() == "")
     if missing.any():
-        row = int(np.flatnonzero(missing.values)[0]) + header_offset
         raise DataError(
             f"{source}: column {label_column!r} has {int(missing.sum())} missing label(s) (NaN or empty), "
-            f"first at row {row}; every row needs a label."
+            f"first at {first(missing)}; every row needs a label."
         )
     out = pd.DataFrame({"text": texts.astype(str).values,
                         "label": canonical_labels(labels, fold_label_case, source).values})
     classes = sorted(out["label"].unique())
-    if len(classes) < 2:
+    if len(classes) < min_classes:
         raise DataError(
             f"{source}: column {label_column!r} has only one class ({classes[0]!r}); "
             "a classifier needs at least two."
         )
     out.attrs["source"] = source
     return out
+
+
+def label_ids(labels: pd.Series | Sequence[str], names: Sequence[str], source: str = "data") -> np.ndarray:
+    """Label names as integer ids in the order of ``names`` (the model's output order).
+
+    Lesson 05 teaches it (the model predicts ids, the data holds names); the trainer uses it too.
+    """
+    index = {name: i for i, name in enumerate(names)}
+    labels = [str(label) for label in labels]
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise DataError(
+            f"{source}: label(s) {unknown[:5]} are not among the model's labels {list(names)}; "
+            "fix the data, or list every class in labels=[...] (--labels on the command line)."
+        )
+    return np.fromiter((index[label] for label in labels), dtype=np.int64, count=len(labels))
 
 
 # --------------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from course_utils.data import canonical_labels
+from course_utils.data import label_ids, validate_labelled_frame
 from course_utils.device import bf16_supported, configure_threads, get_device
 from course_utils.errors import ConfigError, CourseError, DataError
 from course_utils.files import atomic_directory, complete_folder
@@ -286,40 +286,6 @@ def plan_epoch(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, grou
         longest = max(range(len(batches)), key=lambda j: lengths[batches[j]].max())
         batches.insert(0, batches.pop(longest))
     return batches
-
-
-def _frame_texts_labels(df, where: str, require_labels: bool = True,
-                        fold_label_case: bool = False) -> tuple[list[str], pd.Series | None]:
-    """Check a ``text``/``label`` frame and return its texts and labels as canonical strings."""
-    if not isinstance(df, pd.DataFrame):
-        raise DataError(f"{where}: expected a pandas DataFrame with 'text' and 'label' columns, got {type(df).__name__}.")
-    needed = ["text", "label"] if require_labels else ["text"]
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        raise DataError(f"{where}: missing column(s) {missing}; columns are {list(map(str, df.columns))}.")
-    if len(df) == 0:
-        raise DataError(f"{where}: the frame has no rows.")
-    texts = df["text"]
-    empty = texts.isna() | (texts.astype(str).str.strip() == "")
-    if empty.any():
-        raise DataError(f"{where}: {int(empty.sum())} empty text(s), first at index {texts.index[empty.values][0]!r}; drop or fill them.")
-    if not require_labels:
-        return texts.astype(str).tolist(), None
-    labels = df["label"]
-    if labels.isna().any():
-        raise DataError(f"{where}: {int(labels.isna().sum())} missing label(s) (NaN), first at index {labels.index[labels.isna().values][0]!r}.")
-    return texts.astype(str).tolist(), canonical_labels(labels, fold_label_case, where)
-
-
-def _label_ids(labels: pd.Series, names: Sequence[str], where: str) -> np.ndarray:
-    index = {name: i for i, name in enumerate(names)}
-    unknown = sorted(set(labels) - set(index))
-    if unknown:
-        raise DataError(
-            f"{where}: label(s) {unknown[:5]} are not among the model's labels {list(names)}; "
-            "fix the data, or list every class in labels=[...] (--labels on the command line)."
-        )
-    return labels.map(index).to_numpy(dtype=np.int64, copy=True)
 
 
 def _fingerprint(texts: Sequence[str], labels: np.ndarray) -> str:
@@ -584,9 +550,10 @@ class Trainer:
         return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
     def _encode_frame(self, df, where: str, require_labels: bool = True) -> EncodedTexts:
-        texts, labels = _frame_texts_labels(df, where, require_labels, self.config.fold_label_case)
-        ids = _label_ids(labels, self.labels, where) if labels is not None else None
-        return encode_texts(self.tokenizer, texts, self.config.max_length, ids)
+        frame = validate_labelled_frame(df, label_column="label" if require_labels else None, source=where,
+                                        header_offset=None, fold_label_case=self.config.fold_label_case, min_classes=1)
+        ids = label_ids(frame["label"], self.labels, where) if require_labels else None
+        return encode_texts(self.tokenizer, frame["text"].tolist(), self.config.max_length, ids)
 
     def _optimizer(self):
         """AdamW without weight decay on biases and LayerNorm weights, with the fused kernel.
@@ -621,13 +588,12 @@ class Trainer:
             raise ConfigError("resume=True needs config.output_dir (where the checkpoint lives).")
         if cfg.early_stopping_patience is not None and validation is None:
             raise ConfigError("early_stopping_patience needs a validation set: fit(train, validation).")
-        texts, labels = _frame_texts_labels(train, "train", fold_label_case=cfg.fold_label_case)
-        if labels.nunique() < 2:
-            raise DataError(f"train: only one class ({labels.iloc[0]!r}); a classifier needs at least two.")
+        frame = validate_labelled_frame(train, source="train", header_offset=None, fold_label_case=cfg.fold_label_case)
+        texts, labels = frame["text"].tolist(), frame["label"]
         self.labels = tuple(self.labels or sorted(labels.unique()))
         set_seed(cfg.seed)
         self._setup_model(self.labels)
-        train_data = encode_texts(self.tokenizer, texts, cfg.max_length, _label_ids(labels, self.labels, "train"))
+        train_data = encode_texts(self.tokenizer, texts, cfg.max_length, label_ids(labels, self.labels, "train"))
         val_data = self._encode_frame(validation, "validation") if validation is not None else None
 
         model = self.model

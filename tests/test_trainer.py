@@ -269,7 +269,7 @@ def _with(df: pd.DataFrame, row: int, **values) -> pd.DataFrame:
 @pytest.mark.parametrize(
     "case, error, message",
     [
-        ("no_label_column", DataError, "missing column"),
+        ("no_label_column", DataError, "no label column"),
         ("one_class", DataError, "only one class"),
         ("empty_text", DataError, "empty text"),
         ("nan_label", DataError, "missing label"),

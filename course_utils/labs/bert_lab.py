@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from course_utils.data import split_dataset, stratified_sample
+from course_utils.data import label_ids, split_dataset, stratified_sample
 from course_utils.errors import ConfigError, DataError
 from course_utils.labs.applications import proportion_interval
 from course_utils.labs.corpus import tweet_topics
@@ -82,15 +82,6 @@ def lesson_subsets(df: pd.DataFrame, n_train: int | None, n_validation: int | No
         if frame["label"].nunique() < 2:
             raise DataError(f"lesson_subsets: the {name} subset has one class only; ask for more tweets.")
     return data
-
-
-def label_ids(labels: pd.Series | Sequence[str], names: Sequence[str]) -> np.ndarray:
-    """Label names as integer ids in the order of ``names`` (the model's output order)."""
-    index = {name: i for i, name in enumerate(names)}
-    unknown = sorted({str(label) for label in labels} - set(index))
-    if unknown:
-        raise DataError(f"labels {unknown} are not among the model's labels {list(names)}.")
-    return np.array([index[str(label)] for label in labels], dtype=np.int64)
 
 
 class Stopwatch:
