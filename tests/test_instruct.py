@@ -75,10 +75,10 @@ def test_missing_llm_package_names_the_install_command(monkeypatch):
 
 
 def test_offline_hub_name_fails_at_once_with_the_offline_alternative(monkeypatch):
-    from course_utils import data
+    from course_utils import hub
 
     monkeypatch.setattr(models, "_hub_cached", lambda repo: False)
-    monkeypatch.setattr(data, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(ModelLoadError, match=r"not reachable.*load_causal_lm\(\) with no name"):
         models.load_causal_lm("HuggingFaceTB/SmolLM2-135M-Instruct")
 

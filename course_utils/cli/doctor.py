@@ -148,7 +148,7 @@ def _check_kernel() -> Check:
 
 
 def _check_hub() -> Check:
-    from course_utils.data import hub_reachable
+    from course_utils.hub import hub_reachable
 
     online = hub_reachable(timeout=2.0)
     detail = "reachable: bert-base-uncased and IMDB are available" if online else "offline: the course uses its bundled model and data"
