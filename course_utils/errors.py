@@ -20,3 +20,7 @@ class ModelLoadError(CourseError):
 
 class ConfigError(CourseError, ValueError):
     """A configuration value outside what makes sense."""
+
+
+class TrainingError(CourseError):
+    """Training cannot go on: the loss diverged, memory ran out, a checkpoint does not fit."""
