@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from course_utils.grading import questions as registry
-from course_utils.grading.exercises import _repo_root, sync
-
+from course_utils.cli.checkout import checkout_root
+from course_utils.grading.exercises import sync
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         for q in registry.QUESTIONS:
             print(f"{q.id:<6} {q.notebook:<36} {q.variable:<26} {q.channel:<9} {q.kind:<13} {q.points:g} pt  {q.prompt}")
         return 0
-    root = Path.cwd() if (Path.cwd() / "solutions").is_dir() else _repo_root()
+    root = Path.cwd() if (Path.cwd() / "solutions").is_dir() else checkout_root()
     solutions = args.solutions or root / "solutions"
     exercises = args.exercises or root / "exercises"
     results = sync(solutions, exercises, check_only=args.check, topics=args.topics or None)
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(bad)} exercise notebook(s) out of sync; run `course-utils exercises build`.", file=sys.stderr)
         return 1
     return 0
+
 
 import course_utils.grading.exercises as _engine  # noqa: E402
 

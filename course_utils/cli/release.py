@@ -21,16 +21,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from course_utils.cli.checkout import checkout_root
 from course_utils.errors import ConfigError
 from course_utils.files import atomic_directory
 
 INCLUDE_FILES = ("README.md", "pyproject.toml", "environment.yml")
 INCLUDE_DIRS = ("notebooks", "exercises", "course_utils")
 _SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints"}
-
-
-def checkout_root() -> Path:
-    return Path(__file__).resolve().parents[2]
 
 
 def release_files(root: Path) -> list[Path]:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from course_utils.cli.checkout import checkout_root
 from course_utils.errors import ConfigError
 
 SECTIONS = (  # (folder, caption on the site)
@@ -59,7 +60,7 @@ DEFAULT_CACHE = Path("build/.jupyter_cache")
 
 def repo_root() -> Path:
     """The course checkout: the folder above the package that holds notebooks/ and README.md."""
-    root = Path(__file__).resolve().parents[2]
+    root = checkout_root()
     if not (root / "notebooks").is_dir() or not (root / "README.md").is_file():
         raise ConfigError(f"no course checkout at {root} (notebooks/ and README.md are needed); "
                           "run the site build from a clone of the course, not an installed wheel.")

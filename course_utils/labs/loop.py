@@ -1,4 +1,4 @@
-"""The one small training loop every lab uses, its history, its splits type and its MLP layers.
+"""The one small training loop every lab uses, its history, its splits type, its MLP and the body/head network.
 
 Taught in lesson 01 (the loop itself), lessons 03 and 06 (the same loop with other learning rates,
 batch sizes, weight decay and early stopping), lesson 07 (the splits of a tabular task). The BERT
@@ -108,6 +108,46 @@ def mlp(in_features: int, hidden: Sequence[int], n_classes: int, dropout: float 
     return nn.Sequential(*layers, nn.Linear(width, n_classes))
 
 
+class BodyHeadNet(nn.Module):
+    """A network split into ``body`` (feature extractor) and ``head`` (one linear layer).
+
+    Keeping the two as separate attributes is what makes "replace the head", "freeze the body"
+    and "old head on the new body" one-liners, exactly as with a pre-trained transformer
+    (``model.bert`` and ``model.classifier``). Subclasses build ``body`` and ``head``.
+    """
+
+    body: nn.Module
+    head: nn.Linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+    def replace_head(self, n_classes: int) -> nn.Linear:
+        """Give the model a fresh head for a new task; return the old one (to evaluate the old task)."""
+        old = self.head
+        self.head = nn.Linear(old.in_features, n_classes)
+        return old
+
+    def freeze_body(self) -> None:
+        """Stop gradient updates to the body, so only the head learns."""
+        for p in self.body.parameters():
+            p.requires_grad_(False)
+
+
+class MLP(BodyHeadNet):
+    """A body of Linear + ReLU layers on the flattened pixels, then a linear head.
+
+    Every weight is tied to one pixel position, so what it learns about a stroke at the top-left
+    does not help with the same stroke elsewhere: the reason :class:`SmallCNN` transfers better.
+    """
+
+    def __init__(self, in_features: int = 144, hidden: Sequence[int] = (256, 128), n_classes: int = 5):
+        super().__init__()
+        layers, width = mlp_layers(in_features, hidden)
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, n_classes)
+
+
 # --------------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------------
@@ -137,6 +177,11 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float,
     logits = model(X)
     model.train(was_training)
     return nn.functional.cross_entropy(logits, y).item(), (logits.argmax(dim=1) == y).float().mean().item()
+
+
+def head_accuracy(model: BodyHeadNet, X: torch.Tensor, y: torch.Tensor, head: nn.Module) -> float:
+    """Accuracy of ``model``'s body with another ``head`` on top: the old task's score after fine-tuning."""
+    return accuracy(nn.Sequential(model.body, head).train(model.training), X, y)
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from course_utils.errors import ConfigError
-from course_utils.labs.loop import History, accuracy, fit, mlp_layers
+from course_utils.labs.loop import MLP, BodyHeadNet, History, accuracy, fit, head_accuracy
 
 __all__ = [
     "DigitTasks",
@@ -51,6 +51,7 @@ __all__ = [
     "TransferComparison",
     "compare_strategies",
     "label_efficiency",
+    "learning_rate_sweep",
 ]
 
 
@@ -199,46 +200,6 @@ def make_digit_tasks(
 # --------------------------------------------------------------------------------------------
 
 
-class BodyHeadNet(nn.Module):
-    """A network split into ``body`` (feature extractor) and ``head`` (one linear layer).
-
-    Keeping the two as separate attributes is what makes "replace the head", "freeze the body"
-    and "old head on the new body" one-liners, exactly as with a pre-trained transformer
-    (``model.bert`` and ``model.classifier``). Subclasses build ``body`` and ``head``.
-    """
-
-    body: nn.Module
-    head: nn.Linear
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-    def replace_head(self, n_classes: int) -> nn.Linear:
-        """Give the model a fresh head for a new task; return the old one (to evaluate the old task)."""
-        old = self.head
-        self.head = nn.Linear(old.in_features, n_classes)
-        return old
-
-    def freeze_body(self) -> None:
-        """Stop gradient updates to the body, so only the head learns."""
-        for p in self.body.parameters():
-            p.requires_grad_(False)
-
-
-class MLP(BodyHeadNet):
-    """A body of Linear + ReLU layers on the flattened pixels, then a linear head.
-
-    Every weight is tied to one pixel position, so what it learns about a stroke at the top-left
-    does not help with the same stroke elsewhere: the reason :class:`SmallCNN` transfers better.
-    """
-
-    def __init__(self, in_features: int = 144, hidden: Sequence[int] = (256, 128), n_classes: int = 5):
-        super().__init__()
-        layers, width = mlp_layers(in_features, hidden)
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width, n_classes)
-
-
 class SmallCNN(BodyHeadNet):
     """Two convolution layers with max-pooling as the body, then a linear head.
 
@@ -263,11 +224,6 @@ class SmallCNN(BodyHeadNet):
             nn.Flatten(),
         )
         self.head = nn.Linear(4 * c2, n_classes)
-
-
-def head_accuracy(model: BodyHeadNet, X: torch.Tensor, y: torch.Tensor, head: nn.Module) -> float:
-    """Accuracy of ``model``'s body with another ``head`` on top: the old task's score after fine-tuning."""
-    return accuracy(nn.Sequential(model.body, head).train(model.training), X, y)
 
 
 # --------------------------------------------------------------------------------------------
