@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 
 from course_utils.errors import DataError  # noqa: E402
 from course_utils.plots import (  # noqa: E402
+    course_style,
     figure_problems,
     plot_class_balance,
     plot_confidence_histogram,
@@ -202,9 +203,22 @@ def test_lines_differ_by_style_as_well_as_colour_so_they_read_in_grey():
     lines = ax.get_lines()[:3]
     assert len({line.get_color() for line in lines}) == 3
     assert len({(line.get_linestyle(), line.get_marker()) for line in lines}) == 3
-    plain = plt.subplots()[1]
-    first, second = plain.plot([0, 1]), plain.plot([1, 0])
+    with course_style():  # what a lesson gets from use_course_style() in its set-up cell
+        plain = plt.subplots()[1]
+        first, second = plain.plot([0, 1]), plain.plot([1, 0])
     assert first[0].get_linestyle() != second[0].get_linestyle()  # the course style, not only the helpers
+
+
+def test_importing_the_plots_changes_no_matplotlib_setting():
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; before = dict(matplotlib.rcParams); import course_utils.plots; "
+            "assert dict(matplotlib.rcParams) == before, 'importing course_utils.plots changed rcParams'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with course_style():
+        assert plt.rcParams["axes.prop_cycle"].by_key()["linestyle"][:2] == ["-", "--"]
+    assert "linestyle" not in plt.rcParams["axes.prop_cycle"].by_key()
 
 
 def test_a_threshold_drawn_twice_is_listed_once_and_every_axis_has_a_y_label():
