@@ -41,6 +41,7 @@ __all__ = [
     "bayesian_search",
     "compare_searches",
     "DEFAULT_TREE_GRID",
+    "grid_differences",
     "tune_decision_tree",
     "cv_results_table",
 ]
@@ -436,6 +437,21 @@ DEFAULT_TREE_GRID: dict[str, list] = {  # the course outline's grid; lesson 03 s
     "max_depth": [None, 10, 20, 30],
     "min_samples_split": [2, 5, 10],
 }
+
+
+def grid_differences(grid: Mapping[str, Sequence], reference: Mapping[str, Sequence] = DEFAULT_TREE_GRID) -> list[str]:
+    """What keeps ``grid`` from being ``reference`` (by default the outline's grid); empty when they match.
+
+    Values are compared in order: with tied scores GridSearchCV keeps the first best candidate, so the
+    order of a grid's values decides ``best_params_``. Exercise 03 checks the learner's grid with it.
+    """
+    if not isinstance(grid, Mapping):
+        return [f"expected a dict of parameter -> list of values, got {type(grid).__name__}"]
+    problems = [f"missing {name!r}" for name in reference if name not in grid]
+    problems += [f"{name!r} is not in the grid to write" for name in grid if name not in reference]
+    problems += [f"{name!r} should list {len(reference[name])} values in the outline's order"
+                 for name in reference if name in grid and list(grid[name]) != list(reference[name])]
+    return problems
 
 
 def tune_decision_tree(

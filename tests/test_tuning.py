@@ -213,3 +213,16 @@ def test_tune_decision_tree_names_bad_parameters_and_folds(cancer):
         tune_decision_tree(X_train, y_train[:10], {"max_depth": [2]})
     with pytest.raises(ConfigError, match="fit"):
         cv_results_table(pd.DataFrame())
+
+
+def test_grid_differences_names_what_keeps_a_grid_from_the_outlines():
+    from course_utils.grading.questions import TREE_GRID
+    from course_utils.tuning import grid_differences
+
+    assert TREE_GRID is DEFAULT_TREE_GRID  # one home: the grading registry reads the core's grid
+    assert grid_differences({k: list(v) for k, v in DEFAULT_TREE_GRID.items()}) == []
+    assert grid_differences({}) == [f"missing {name!r}" for name in DEFAULT_TREE_GRID]
+    reordered = {**DEFAULT_TREE_GRID, "max_depth": [10, 20, 30, None], "splitter": ["best"]}
+    assert grid_differences(reordered) == ["'splitter' is not in the grid to write",
+                                           "'max_depth' should list 4 values in the outline's order"]
+    assert grid_differences(None) == ["expected a dict of parameter -> list of values, got NoneType"]
