@@ -41,7 +41,8 @@ def run_notebook(stem: str, env: dict[str, str], timeout: int = 1800) -> float:
         "import nbformat, sys\n"
         "from nbclient import NotebookClient\n"
         f"nb = nbformat.read({str(ROOT / 'notebooks' / (stem + '.ipynb'))!r}, as_version=4)\n"
-        f"NotebookClient(nb, timeout={timeout}, kernel_name='python3', resources={{'metadata': {{'path': {str(ROOT / 'notebooks')!r}}}}}).execute()\n"
+        f"NotebookClient(nb, timeout={timeout}, kernel_name='python3', "
+        f"resources={{'metadata': {{'path': {str(ROOT / 'notebooks')!r}}}}}).execute()\n"
     )
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT)

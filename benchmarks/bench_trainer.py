@@ -528,7 +528,8 @@ def report(args, results: list[dict]) -> None:
           f"e2e: tokenising + training, first step included; CPU s: CPU time of all the process's threads in e2e; "
           f"peak memory: {results[0]['memory_kind']}; MFU = (6 x non-embedding parameters x tokens + 12 x layers x "
           f"hidden x sum of squared lengths) / (seconds x "
-          + (f"{peak:g} TFLOP/s from {results[0]['peak_source']})" if peak else "peak): n/a without a known peak (--peak-tflops))"))
+          + (f"{peak:g} TFLOP/s from {results[0]['peak_source']})" if peak
+             else "peak): n/a without a known peak (--peak-tflops))"))
     course = next((r for r in results if r["variant"] == "course"), None)
     target = None
     if course is not None and course["device"]["kind"] == "cpu" and is_target_run(args):

@@ -409,7 +409,7 @@ def markdown(payload: dict) -> str:
         for variant in order:
             r = by[variant]
 
-            def ratio(base):
+            def ratio(base, r=r):
                 other = by.get(base)
                 if other is None or not other["samples_per_second"] or r["samples_per_second"] is None:
                     return "n/a"
@@ -417,12 +417,14 @@ def markdown(payload: dict) -> str:
 
             mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
             lines.append(f"| {r['name']} | {fmt(r['samples_per_second'], '.1f')} | {fmt(r['real_tokens_per_second'], '.0f')} "
-                         f"| {mfu} | {r['peak_memory_gb']:.2f} | {r['end_to_end_seconds']:.1f} | {ratio('naive')} | {ratio('hf')} |")
+                         f"| {mfu} | {r['peak_memory_gb']:.2f} | {r['end_to_end_seconds']:.1f} "
+                         f"| {ratio('naive')} | {ratio('hf')} |")
         if bench["targets"]:
             def show(t):
                 value = f"{100 * t['value']:.1f}%" if t["target"] == "mfu" else f"{t['value']:.2f}x"
                 need = f">= {100 * t['minimum']:.0f}%" if t["target"] == "mfu" else f">= {t['minimum']:g}x"
-                aim = "" if t["aim"] is None else (f", aim {100 * t['aim']:.0f}%" if t["target"] == "mfu" else f", aim {t['aim']:g}x")
+                aim = "" if t["aim"] is None else (
+                    f", aim {100 * t['aim']:.0f}%" if t["target"] == "mfu" else f", aim {t['aim']:g}x")
                 return f"{t['variant']} {t['target']} {value} ({need}{aim}): {'met' if t['met'] else 'NOT met'}"
             lines += ["", "Targets" + (" (not judged in a dry run)" if payload["dry_run"] else "") + ": "
                       + "; ".join(show(t) for t in bench["targets"]) + "."]

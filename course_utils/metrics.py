@@ -111,4 +111,5 @@ def metrics_at_threshold(y_true, scores, threshold: float) -> dict:
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    return {"threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1,
+            "tp": tp, "fp": fp, "fn": fn, "tn": tn}

@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from course_utils.errors import ConfigError, DataError
 from course_utils.labs.applications import (
     FRAUD_FEATURES,
     expected_cost,
@@ -33,7 +34,6 @@ from course_utils.labs.applications import (
     true_label_confidence,
     user_hits,
 )
-from course_utils.errors import ConfigError, DataError
 
 # ---------------------------------------------------------------- healthcare
 

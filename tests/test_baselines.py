@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import pytest
 
+from course_utils.errors import ConfigError, DataError
 from course_utils.labs.baselines import (
     BaselineConfig,
     compare_training_sets,
@@ -17,7 +18,6 @@ from course_utils.labs.baselines import (
     overlap_keys,
     split_by_overlap,
 )
-from course_utils.errors import ConfigError, DataError
 
 POS = ["I love this phone", "great service, thank you", "what a lovely day", "best support ever",
        "so happy with the fix", "amazing and fast help"]

@@ -41,7 +41,8 @@ def test_all_three_variants_run_on_the_same_data_and_write_a_table(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--model", "tiny", "--data", "imdb-like", "--samples", "32",
-         "--eval-samples", "24", "--max-length", "32", "--epochs", "1", "--batch-size", "8", "--warm-steps", "1", "--peak-tflops", "50",
+         "--eval-samples", "24", "--max-length", "32", "--epochs", "1", "--batch-size", "8", "--warm-steps", "1",
+         "--peak-tflops", "50",
          "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )

@@ -4,8 +4,8 @@ Wherever a lesson's prose draws a comparison as a conclusion ("no clear differen
 "beats ... on every seed"), a code cell shortly before it must compute that comparison over several
 seeds or resamples and **assert** its outcome: a verdict of :mod:`course_utils.comparison`, an interval
 test, or an every-seed check. A summary (the last cell) restates conclusions already backed above and
-is not scanned; neither is prose that cites another lesson, nor a page that runs no code (the wrap-up). The scanner is tested on snippets, so it is
-known to be able to fail.
+is not scanned; neither is prose that cites another lesson, nor a page that runs no code (the wrap-up).
+The scanner is tested on snippets, so it is known to be able to fail.
 """
 
 from __future__ import annotations

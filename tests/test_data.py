@@ -261,7 +261,7 @@ def test_mojibake_outcomes_say_what_cleaning_could_and_could_not_recover():
 
 
 def test_every_class_reaches_every_split_even_with_three_rows():
-    rows = [("big text %d" % i, "big") for i in range(97)] + [("small text %d" % i, "small") for i in range(3)]
+    rows = [(f"big text {i}", "big") for i in range(97)] + [(f"small text {i}", "small") for i in range(3)]
     frame = pd.DataFrame(rows, columns=["text", "label"])
     for seed in range(10):
         splits = split_dataset(frame, val_size=0.1, test_size=0.1, seed=seed)

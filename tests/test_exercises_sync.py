@@ -9,9 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.grading import questions
 from course_utils.cli import main as cli_main
 from course_utils.errors import ConfigError
+from course_utils.grading import questions
 from course_utils.grading.exercises import STUB, build_exercise, stub_source, sync
 
 ROOT = Path(__file__).resolve().parents[1]

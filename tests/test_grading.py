@@ -23,9 +23,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from course_utils.cli import main as cli_main
 from course_utils.errors import ConfigError, DataError
+from course_utils.grading import confinement, questions
 from course_utils.grading import grade as grading
-from course_utils.grading import questions
-from course_utils.grading import confinement
 from course_utils.grading.child import extract_definitions, run_program
 from course_utils.grading.sandbox import Job, Limits, namespace_command, parse_messages, run_notebook
 from course_utils.grading.submit import ARTEFACTS_ENV, submit_model, variant_data
@@ -307,7 +306,7 @@ def test_spec_problems_are_clear_errors(tmp_path, spec_path):
 
 def test_two_learners_get_different_variants_and_answers(spec):
     assert grading.learner_seed(spec, "honest") == 7 and grading.learner_seed(spec, "copied") == 11
-    q71, q72 = questions.get("q7_1"), questions.get("q7_2")
+    q71 = questions.get("q7_1")
     assert grading.entry_for(spec, q71, 7)["expected"] == COPIED_VALUE
     assert grading.entry_for(spec, q71, 11)["expected"] != grading.entry_for(spec, q71, 7)["expected"]
     assert grading.EVALUATION_SETS["fraud_test"](spec, 11).labels != grading.EVALUATION_SETS["fraud_test"](spec, 7).labels
@@ -392,7 +391,8 @@ def test_submit_model(monkeypatch, tmp_path, capsys):
 
 def test_function_source_leaves_out_statements(tmp_path):
     nb = new_notebook(cells=[new_code_cell("%matplotlib inline\nimport numpy as np\nget_ipython().events.register('x', print)"),
-                             new_code_cell("EPS = 1e-12\ndata = load()\ndef f(y):\n    return 1\nprint('side effect')\nclass A:\n    pass")])
+                             new_code_cell("EPS = 1e-12\ndata = load()\ndef f(y):\n    return 1\n"
+                                           "print('side effect')\nclass A:\n    pass")])
     path = tmp_path / "n.ipynb"
     nbformat.write(nb, str(path))
     source = extract_definitions(path)

@@ -52,7 +52,8 @@ def test_pad_batch_masks_padding():
 
 
 def test_scores_separate_format_from_content():
-    scores = instruct.score_answers(["negative", "Positive.", "neutral", "I think"], ["negative", "positive", "positive", "neutral"])
+    scores = instruct.score_answers(["negative", "Positive.", "neutral", "I think"],
+                                    ["negative", "positive", "positive", "neutral"])
     assert scores == {"exact_match": 0.25, "valid_format": 0.5, "lenient_accuracy": 0.5}
     with pytest.raises(DataError):
         instruct.score_answers(["negative"], ["negative", "neutral"])

@@ -79,7 +79,8 @@ def selections_on_test(source: str) -> list[str]:
             continue
         name, receiver = _callee(node)
         named_like_one = bool(SELECTOR_NAME.search(name)) and name not in NOT_SELECTORS
-        is_selector = name in SELECTORS or named_like_one or (name == "fit" and (receiver in SELECTORS or SEARCH_RECEIVER.search(receiver or "")))
+        fits_a_search = name == "fit" and (receiver in SELECTORS or SEARCH_RECEIVER.search(receiver or ""))
+        is_selector = name in SELECTORS or named_like_one or fits_a_search
         if not is_selector:
             continue
         arguments = [*node.args, *(k.value for k in node.keywords)]

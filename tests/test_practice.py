@@ -7,8 +7,7 @@ import math
 import pytest
 
 from course_utils.errors import ConfigError
-from course_utils.labs.practice import describe_loss_curve, digits_training_set, lr_experiment
-from course_utils.labs.practice import LR_BEHAVIOURS
+from course_utils.labs.practice import LR_BEHAVIOURS, describe_loss_curve, digits_training_set, lr_experiment
 
 
 def test_lr_experiment_is_seeded_and_starts_before_training():

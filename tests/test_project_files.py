@@ -168,7 +168,8 @@ def test_all_lessons_exist_in_order():
     assert [p.stem for p in _notebooks("notebooks")] == LESSONS
 
 
-@pytest.mark.parametrize("path", _notebooks("notebooks") + _notebooks("exercises") + _notebooks("solutions"), ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", _notebooks("notebooks") + _notebooks("exercises") + _notebooks("solutions"),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_committed_notebooks_are_clean(path):
     nb = nbformat.read(path, as_version=4)
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]

@@ -8,8 +8,8 @@ headless Chromium and checks that its plot is on screen.
 from __future__ import annotations
 
 import functools
-import re
 import http.server
+import re
 import shutil
 import subprocess
 import threading
@@ -17,9 +17,20 @@ from pathlib import Path
 
 import pytest
 
-from course_utils.cli.site import (NO_OUTPUTS_CLASS, REPOSITORY_ENV, SECTIONS, build, check_site, estimate_minutes,
-                                   landing_page, lesson_minutes, notebook_stems, plan_execution, repo_root,
-                                   repository_url)
+from course_utils.cli.site import (
+    NO_OUTPUTS_CLASS,
+    REPOSITORY_ENV,
+    SECTIONS,
+    build,
+    check_site,
+    estimate_minutes,
+    landing_page,
+    lesson_minutes,
+    notebook_stems,
+    plan_execution,
+    repo_root,
+    repository_url,
+)
 from course_utils.errors import ConfigError
 
 pytestmark = pytest.mark.slow
@@ -170,7 +181,8 @@ def test_with_a_repository_url_pages_open_in_colab_and_binder(tmp_path):
     lesson = _html(out, "notebooks/05_fine_tuning_bert.html")
     assert ("https://colab.research.google.com/github/example-org/finetuning-course/blob/main/"
             "notebooks/05_fine_tuning_bert.ipynb") in lesson
-    assert "https://mybinder.org/v2/gh/example-org/finetuning-course/main?urlpath=lab/tree/notebooks/05_fine_tuning_bert.ipynb" in lesson
+    binder = "https://mybinder.org/v2/gh/example-org/finetuning-course/main"
+    assert f"{binder}?urlpath=lab/tree/notebooks/05_fine_tuning_bert.ipynb" in lesson
     assert f'href="{url}"' in _html(out, "index.html")  # the link back to the repository
 
 

@@ -173,7 +173,8 @@ def test_the_help_examples_cap_the_tweets_as_the_readme_does(capsys):
     """On a CPU the whole binary corpus trains for 15+ minutes; the first example a learner copies must not."""
     with pytest.raises(SystemExit):
         main(["train", "--help"])
-    examples = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("course-utils train --data tweets")]
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    examples = [line for line in lines if line.startswith("course-utils train --data tweets")]
     assert examples and all("--max-train-samples 768" in line for line in examples)
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert examples[0].split("  ")[0] in readme

@@ -372,8 +372,8 @@ _STEPS = ["inside write", "before moving the old version aside", "between the tw
 
 @pytest.mark.parametrize("kill", _STEPS)
 def test_a_kill_at_any_write_step_leaves_a_complete_folder(tmp_path, monkeypatch, kill):
-    from pathlib import Path
     import shutil
+    from pathlib import Path
 
     from course_utils.trainer import complete_folder, write_folder_atomically
 

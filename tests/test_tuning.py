@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from course_utils.errors import ConfigError, DataError
+from course_utils.labs.hyperparams import settings_table, train_settings
 from course_utils.labs.overfitting import load_digits_splits
 from course_utils.tuning import (
     DEFAULT_TREE_GRID,
@@ -24,7 +25,6 @@ from course_utils.tuning import (
     random_search,
     tune_decision_tree,
 )
-from course_utils.labs.hyperparams import settings_table, train_settings
 
 SPACE = SearchSpace({"x": FloatParam(-2.0, 2.0), "lr": FloatParam(1e-4, 1.0, log=True), "act": CategoricalParam(("a", "b"))})
 

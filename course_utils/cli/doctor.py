@@ -60,7 +60,8 @@ def _check_packages() -> list[Check]:
             importlib.import_module(module)
             checks.append(Check(dist, True, _version(dist) or "?"))
         except Exception as exc:  # a broken install raises more than ImportError
-            checks.append(Check(dist, False, f"cannot import: {exc}".splitlines()[0], f'pip install -e ".[dev]"  (or: pip install {dist})'))
+            checks.append(Check(dist, False, f"cannot import: {exc}".splitlines()[0],
+                                f'pip install -e ".[dev]"  (or: pip install {dist})'))
     return checks
 
 
@@ -76,7 +77,8 @@ def _check_device() -> list[Check]:
         info = describe_device(dev)
         mem = f", {info['memory_gb']} GiB" if info.get("memory_gb") else ""
         checks = [
-            Check("device", True, f"{info['name']}{mem}; bf16: {'yes' if info['bf16'] else 'no'}; profile: {get_profile(dev).name}")
+            Check("device", True,
+                  f"{info['name']}{mem}; bf16: {'yes' if info['bf16'] else 'no'}; profile: {get_profile(dev).name}")
         ]
         checks.append(Check("torch threads", True, f"{threads.threads} ({threads.reason}); override with COURSE_TORCH_THREADS=N",
                             required=False))
@@ -92,7 +94,8 @@ def _check_device() -> list[Check]:
             )
         return checks
     except Exception as exc:
-        return [Check("device", False, f"{type(exc).__name__}: {exc}".splitlines()[0], "reinstall torch (README, set-up step 3 on Linux without an NVIDIA GPU)")]
+        return [Check("device", False, f"{type(exc).__name__}: {exc}".splitlines()[0],
+                      "reinstall torch (README, set-up step 3 on Linux without an NVIDIA GPU)")]
 
 
 def _check_model() -> Check:
@@ -151,7 +154,8 @@ def _check_hub() -> Check:
     from course_utils.hub import hub_reachable
 
     online = hub_reachable(timeout=2.0)
-    detail = "reachable: bert-base-uncased and IMDB are available" if online else "offline: the course uses its bundled model and data"
+    detail = ("reachable: bert-base-uncased and IMDB are available" if online
+              else "offline: the course uses its bundled model and data")
     return Check("hugging face hub", True, detail, required=False)
 
 
@@ -180,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
         if c.fix and (not c.ok or not c.required):
             print(f"{'':7}{'':<{width}}  fix: {c.fix}")
     if failed:
-        print(f"\n{len(failed)} check(s) failed: the course cannot run yet. Apply the fixes above and run `course-utils doctor` again.")
+        print(f"\n{len(failed)} check(s) failed: the course cannot run yet. "
+              "Apply the fixes above and run `course-utils doctor` again.")
         return 1
     print("\nAll required checks passed: start with `jupyter lab --notebook-dir=. notebooks/00_setup.ipynb`.")
     return 0

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from course_utils.grading import questions as registry
 from course_utils.cli.checkout import checkout_root
+from course_utils.grading import questions as registry
 from course_utils.grading.exercises import sync
 
 

@@ -22,7 +22,8 @@ SUBCOMMANDS = {
     "grade": ("course_utils.cli.grade", "grade a folder of learners' exercise notebooks into a CSV report"),
     "site": ("course_utils.cli.site", "build the course website from the executed notebooks (offline), or check one"),
     "exercises": ("course_utils.cli.exercises", "build exercise notebooks from the solutions, or check they are in sync"),
-    "release": ("course_utils.cli.release", "write what a class gets (lessons, exercises, package) without solutions or the spec"),
+    "release": ("course_utils.cli.release",
+                "write what a class gets (lessons, exercises, package) without solutions or the spec"),
 }
 
 

@@ -50,7 +50,8 @@ COURSE_CAPTION = "The course: each lesson, then its exercise"
 REPOSITORY_ENV = "COURSE_SITE_REPOSITORY_URL"
 _GITHUB_URL = re.compile(r"https://github\.com/[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+")
 NO_OUTPUTS_CLASS = "course-no-outputs"
-_MINUTES_ROW = re.compile(r"^\|[^|\n]*\(notebooks/(?P<stem>\d\d_[a-z0-9_]+)\.ipynb\)[^|\n]*\|.*\|\s*(?P<minutes>\d+(?:\.\d+)?)\s*\|\s*$",
+_MINUTES_ROW = re.compile(r"^\|[^|\n]*\(notebooks/(?P<stem>\d\d_[a-z0-9_]+)\.ipynb\)[^|\n]*\|.*\|"
+                          r"\s*(?P<minutes>\d+(?:\.\d+)?)\s*\|\s*$",
                           re.MULTILINE)
 EXTRA_PAGES = ("INSTRUCTORS.md", "CONTRIBUTING.md", "benchmarks/README.md")
 INSTRUCTORS_HEADING = re.compile(r"^##\s+For instructors\b.*$", re.MULTILINE)

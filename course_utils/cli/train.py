@@ -22,7 +22,13 @@ import sys
 from pathlib import Path
 
 from course_utils.errors import ConfigError
-from course_utils.trainer import DEFAULT_LEARNING_RATE, DEFAULT_LORA_LEARNING_RATE, EVAL_METRICS, PRECISIONS, TrainConfig
+from course_utils.trainer import (
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_LORA_LEARNING_RATE,
+    EVAL_METRICS,
+    PRECISIONS,
+    TrainConfig,
+)
 
 _DEFAULTS = TrainConfig()
 
@@ -72,10 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="texts per step and device")
     train.add_argument("--eval-batch-size", type=int, default=_DEFAULTS.eval_batch_size, help="texts per evaluation batch")
     train.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=None,
-                       help=f"peak learning rate (default: {DEFAULT_LEARNING_RATE:g}, or {DEFAULT_LORA_LEARNING_RATE:g} with --lora-r, "
+                       help=f"peak learning rate (default: {DEFAULT_LEARNING_RATE:g}, "
+                            f"or {DEFAULT_LORA_LEARNING_RATE:g} with --lora-r, "
                             "for the small offline model; 2e-5 to 5e-5 suits bert-base)")
     train.add_argument("--max-length", type=int, default=_DEFAULTS.max_length, help="tokens per text (longer are truncated)")
-    train.add_argument("--warmup-ratio", type=float, default=_DEFAULTS.warmup_ratio, help="share of steps with rising learning rate")
+    train.add_argument("--warmup-ratio", type=float, default=_DEFAULTS.warmup_ratio,
+                       help="share of steps with rising learning rate")
     train.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="AdamW weight decay")
     train.add_argument("--gradient-accumulation", type=int, default=_DEFAULTS.gradient_accumulation,
                        help="batches per optimizer step")

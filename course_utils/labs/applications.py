@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from course_utils.errors import ConfigError, DataError
-from course_utils.metrics import metrics_at_threshold
 from course_utils.labs.loop import ArraySplits
+from course_utils.metrics import metrics_at_threshold
 
 # --------------------------------------------------------------------------------------------
 # Healthcare
@@ -383,7 +383,8 @@ def make_implicit_feedback(
     good recommender must find beyond plain popularity.
     """
     if n_users < 2 or n_items < 2 or n_segments < 1 or n_segments > n_items:
-        raise ConfigError(f"need n_users >= 2, n_items >= 2 and 1 <= n_segments <= n_items, got {n_users}, {n_items}, {n_segments}.")
+        raise ConfigError(f"need n_users >= 2, n_items >= 2 and 1 <= n_segments <= n_items, "
+                          f"got {n_users}, {n_items}, {n_segments}.")
     if not 1 <= mean_interactions < n_items:
         raise ConfigError(f"mean_interactions must be between 1 and n_items ({n_items}), got {mean_interactions}.")
     rng = np.random.default_rng(seed)

@@ -11,9 +11,9 @@ Used by the exercises of lesson 03 (the learning-rate practice problem).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported where used, so the question registry can read LR_BEHAVIOURS cheaply
     import torch
@@ -46,10 +46,10 @@ def lr_experiment(lr: float, epochs: int = 15, batch_size: int = 64, seed: int =
     """
     if not lr > 0 or epochs < 1 or batch_size < 1:
         raise ConfigError(f"need lr > 0, epochs >= 1 and batch_size >= 1; got {lr}, {epochs}, {batch_size}.")
-    from course_utils.labs.loop import fit
-
     import torch
     from torch import nn
+
+    from course_utils.labs.loop import fit
 
     X, y = digits_training_set()
     torch.manual_seed(seed)

@@ -83,7 +83,7 @@ def plot_pr_curve(
     s = np.asarray(scores, dtype=float)
     if y.shape != s.shape or y.ndim != 1:
         raise DataError(f"y_true and scores must be 1-D and the same length; got {y.shape} and {s.shape}.")
-    if set(np.unique(y).tolist()) - {0, 1, True, False}:
+    if set(np.unique(y).tolist()) - {0, 1}:  # True and False equal 1 and 0
         raise DataError("plot_pr_curve is for binary labels 0/1; pass (y_true == positive_class) for multi-class.")
     if len(np.unique(y)) < 2:
         raise DataError("plot_pr_curve needs both classes in y_true to draw a curve.")
@@ -162,7 +162,7 @@ def plot_threshold_curves(
     s = np.asarray(scores, dtype=float)
     if y.shape != s.shape or y.ndim != 1:
         raise DataError(f"y_true and scores must be 1-D and the same length; got {y.shape} and {s.shape}.")
-    if set(np.unique(y).tolist()) - {0, 1, True, False} or len(np.unique(y)) < 2:
+    if set(np.unique(y).tolist()) - {0, 1} or len(np.unique(y)) < 2:  # True and False equal 1 and 0
         raise DataError("plot_threshold_curves needs binary 0/1 labels with both classes present.")
     precision, recall, thresholds = precision_recall_curve(y, s)
     ax = _axes(ax, figsize=(5.5, 3.5))

@@ -27,7 +27,8 @@ def _curves_from_history(history: Any) -> dict[str, list[float]]:
 
     Supported: a mapping name -> sequence of numbers; a list of per-epoch dicts (``[{"loss": ..,
     "accuracy": ..}, ...]``, the shape the course trainer logs); a pandas DataFrame (one column per
-    series); or any object with a ``.series`` (the labs' History), ``.history`` or ``.log_history`` attribute holding one of those.
+    series); or any object with a ``.series`` (the labs' History), ``.history`` or ``.log_history``
+    attribute holding one of those.
     Non-numeric entries (e.g. an "epoch" counter) are skipped rather than plotted.
     """
     for attr in ("series", "history", "log_history"):

@@ -67,7 +67,13 @@ Taught in lesson 05 (fine-tuning BERT), as what the hand-written loop becomes wh
 
 from course_utils.errors import TrainingError
 from course_utils.training.batching import EncodedTexts, bucket_length, encode_texts, padding_cost, plan_epoch
-from course_utils.training.checkpoints import BEST_DIR, CHECKPOINT_DIR, MODEL_DIR, complete_folder, write_folder_atomically
+from course_utils.training.checkpoints import (
+    BEST_DIR,
+    CHECKPOINT_DIR,
+    MODEL_DIR,
+    complete_folder,
+    write_folder_atomically,
+)
 from course_utils.training.config import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_LORA_LEARNING_RATE,

@@ -31,12 +31,17 @@ from course_utils.data import label_ids, validate_labelled_frame
 from course_utils.device import bf16_supported, configure_threads, get_device
 from course_utils.errors import ConfigError, DataError, TrainingError
 from course_utils.models import quiet_transformers
-from course_utils.training.batching import EncodedTexts, encode_texts, host_batch, host_batches, plan_epoch
-from course_utils.training.batching import to_device, wants_4d_mask
-from course_utils.training.checkpoints import BEST_DIR, CHECKPOINT_DIR, MODEL_DIR, complete_folder
-from course_utils.training.checkpoints import apply_weights, check_fingerprint, load_weights, read_state, restore_rng
-from course_utils.training.checkpoints import rng_state, run_fingerprint, weights_state, write_checkpoint
-from course_utils.training.checkpoints import write_folder_atomically
+from course_utils.training import checkpoints
+from course_utils.training.batching import (
+    EncodedTexts,
+    encode_texts,
+    host_batch,
+    host_batches,
+    plan_epoch,
+    to_device,
+    wants_4d_mask,
+)
+from course_utils.training.checkpoints import BEST_DIR, CHECKPOINT_DIR, MODEL_DIR
 from course_utils.training.config import EVAL_METRICS, TrainConfig
 from course_utils.training.distributed import Ranks
 from course_utils.training.failures import divergence_message, raise_if_out_of_memory
@@ -210,7 +215,7 @@ class Trainer:
         self._steps_per_epoch = steps_per_epoch
         optimizer = self._optimizer()
         scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
-        fingerprint = run_fingerprint(cfg, texts, train_data.labels, self.labels, self.world_size)
+        fingerprint = checkpoints.run_fingerprint(cfg, texts, train_data.labels, self.labels, self.world_size)
         self.history, self.global_step, start_epoch, skip = History(), 0, 0, 0
         self._best_state, self._bad_epochs = None, 0
         if resume:
@@ -227,7 +232,7 @@ class Trainer:
             if stop:
                 break
         if cfg.load_best_at_end and self._best_state is not None:
-            apply_weights(self.model, self._best_state, "the best epoch's weights")
+            checkpoints.apply_weights(self.model, self._best_state, "the best epoch's weights")
         if cfg.output_dir is not None and self.is_main:
             self.save(self._out(MODEL_DIR))
         self.ranks.barrier()
@@ -327,7 +332,8 @@ class Trainer:
         h.samples_per_second = sum(e["samples_per_second"] * e["seconds"] for e in h.epochs) / h.train_seconds
         h.tokens_per_second = sum(e["tokens_per_second"] * e["seconds"] for e in h.epochs) / h.train_seconds
         if cfg.progress and self.is_main:
-            val = f" | val loss {row['val_loss']:.4f} | val {cfg.eval_metric} {row[f'val_{cfg.eval_metric}']:.4f}" if val_data else ""
+            metric = f"val_{cfg.eval_metric}"
+            val = f" | val loss {row['val_loss']:.4f} | val {cfg.eval_metric} {row[metric]:.4f}" if val_data else ""
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {row['train_loss']:.4f}{val} | "
                        f"{row['samples_per_second']:.0f} samples/s | {row['seconds']:.1f} s")
         if val_data is None:
@@ -336,10 +342,10 @@ class Trainer:
         better = h.best_metric is None or (value < h.best_metric if cfg.eval_metric == "loss" else value > h.best_metric)
         if better:
             h.best_metric, h.best_epoch, self._bad_epochs = value, epoch + 1, 0
-            self._best_state = weights_state(self.model)
+            self._best_state = checkpoints.weights_state(self.model)
             if cfg.output_dir is not None and self.is_main:
                 with quiet_transformers():
-                    write_folder_atomically(self._out(BEST_DIR), self.model.save_pretrained)
+                    checkpoints.write_folder_atomically(self._out(BEST_DIR), self.model.save_pretrained)
         else:
             self._bad_epochs += 1
         if cfg.early_stopping_patience is not None and self._bad_epochs >= cfg.early_stopping_patience:
@@ -436,16 +442,16 @@ class Trainer:
                 self.tokenizer.save_pretrained(folder)
             (folder / "training_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
 
-        return write_folder_atomically(Path(path), write)
+        return checkpoints.write_folder_atomically(Path(path), write)
 
     def _save_checkpoint(self, optimizer, scheduler, epoch: int, batch_in_epoch: int, fingerprint: dict,
                          finished: bool = False) -> None:
         """Weights as safetensors; optimizer, scheduler, every rank's RNG and the position in the epoch beside them."""
         if self.config.output_dir is None:
             return
-        rngs = self.ranks.gather(rng_state())
+        rngs = self.ranks.gather(checkpoints.rng_state())
         if self.is_main:
-            write_checkpoint(self._out(CHECKPOINT_DIR), self.model, {
+            checkpoints.write_checkpoint(self._out(CHECKPOINT_DIR), self.model, {
                 "format": 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "epoch": epoch, "batch_in_epoch": batch_in_epoch, "global_step": self.global_step,
                 "history": self.history.to_dict(), "bad_epochs": self._bad_epochs, "rng": rngs,
@@ -455,22 +461,22 @@ class Trainer:
 
     def _load_checkpoint(self, optimizer, scheduler, fingerprint: dict) -> tuple[int, int] | None:
         """Restore everything ``_save_checkpoint`` wrote; return (epoch, batch within it) to continue from."""
-        found = read_state(self._out(CHECKPOINT_DIR))
+        found = checkpoints.read_state(self._out(CHECKPOINT_DIR))
         if found is None:
             if self.is_main:  # printed even without progress output: the user asked to resume and cannot
                 print(f"resume: no checkpoint in {self._out(CHECKPOINT_DIR)}; starting from scratch.")
             return None
         folder, state = found
-        check_fingerprint(state["fingerprint"], fingerprint, folder)
-        apply_weights(self.model, load_weights(folder), folder)
+        checkpoints.check_fingerprint(state["fingerprint"], fingerprint, folder)
+        checkpoints.apply_weights(self.model, checkpoints.load_weights(folder), folder)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         self.history = History.from_dict(state["history"])
         self.global_step, self._bad_epochs = state["global_step"], state["bad_epochs"]
-        best = complete_folder(self._out(BEST_DIR))
+        best = checkpoints.complete_folder(self._out(BEST_DIR))
         if self.history.best_epoch is not None and best is not None:
-            self._best_state = load_weights(best)
-        restore_rng(state["rng"][self.rank])
+            self._best_state = checkpoints.load_weights(best)
+        checkpoints.restore_rng(state["rng"][self.rank])
         if self.config.progress and self.is_main:
             where = "finished run" if state["finished"] else f"epoch {state['epoch'] + 1}, batch {state['batch_in_epoch']}"
             print(f"resume: continuing from step {self.global_step} ({where}) in {folder}.")
