@@ -3,6 +3,9 @@
 Every error a learner can cause (a wrong column, an offline machine asked for a Hub model) is one of
 these, with a message that names the problem and what to do. The CLI prints them as one line and
 exits non-zero; anything else is a bug in the course and keeps its traceback.
+
+No lesson teaches them: every lesson meets them when an input is wrong (lesson 05's trainer raises
+:class:`TrainingError` when a run cannot go on).
 """
 
 

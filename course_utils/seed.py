@@ -1,4 +1,7 @@
-"""One call that makes a run repeatable, so two runs of a notebook tell the same story."""
+"""One call that makes a run repeatable, so two runs of a notebook tell the same story.
+
+Every lesson's set-up cell calls :func:`set_seed` (lesson 00 first), so a rerun prints the same numbers.
+"""
 
 from __future__ import annotations
 
