@@ -236,7 +236,7 @@ def test_the_old_module_names_still_re_export_everything():
     for name in ("TrainConfig", "Trainer", "TrainingError", "EncodedTexts", "History", "Predictions", "encode_texts",
                  "bucket_length", "plan_epoch", "padding_cost", "write_folder_atomically", "complete_folder",
                  "CHECKPOINT_DIR", "BEST_DIR", "MODEL_DIR", "PRECISIONS", "EVAL_METRICS", "DEFAULT_LEARNING_RATE",
-                 "DEFAULT_LORA_LEARNING_RATE"):
+                 "DEFAULT_LORA_LEARNING_RATE", "write_text_atomically"):
         assert name in trainer.__all__, name
 
 

@@ -73,6 +73,7 @@ from course_utils.training.checkpoints import (
     MODEL_DIR,
     complete_folder,
     write_folder_atomically,
+    write_text_atomically,
 )
 from course_utils.training.config import (
     DEFAULT_LEARNING_RATE,
@@ -106,4 +107,5 @@ __all__ = [
     "padding_cost",
     "plan_epoch",
     "write_folder_atomically",
+    "write_text_atomically",
 ]

@@ -23,14 +23,14 @@ import numpy as np
 import torch
 
 from course_utils.errors import ConfigError, TrainingError
-from course_utils.files import atomic_directory, complete_folder
+from course_utils.files import atomic_directory, atomic_write, complete_folder
 from course_utils.models import quiet_transformers
 from course_utils.training.config import TrainConfig
 from course_utils.training.lora import is_peft
 
 __all__ = ["BEST_DIR", "CHECKPOINT_DIR", "MODEL_DIR", "STATE_FILE", "apply_weights", "check_fingerprint",
            "complete_folder", "load_weights", "read_state", "restore_rng", "rng_state", "run_fingerprint",
-           "weights_state", "write_checkpoint", "write_folder_atomically"]
+           "weights_state", "write_checkpoint", "write_folder_atomically", "write_text_atomically"]
 
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"
@@ -52,6 +52,11 @@ def write_folder_atomically(final: Path, write: Callable[[Path], None]) -> Path:
     ``model/``: a kill while one is written never leaves a half-written folder that resume would load.
     """
     return atomic_directory(final, write, fsync=True, recoverable=True)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` through a temporary file, fsynced and renamed: :func:`course_utils.files.atomic_write`."""
+    atomic_write(path, text, fsync=True)
 
 
 def _data_hash(texts: Sequence[str], labels: np.ndarray) -> str:
