@@ -10,7 +10,10 @@ mask; this module holds what is not worth reading twice:
   so the loss is computed on the answer tokens only;
 * :func:`pad_batch` -- right-padding for training (padding is masked too);
 * :func:`generate_answers` -- batched greedy (or sampled) generation with left padding;
-* :func:`score_answers` -- exact match, valid-format rate and a lenient accuracy.
+* :func:`score_answers` -- exact match, valid-format rate and a lenient accuracy;
+* :func:`shorten` -- a text cut to a number of tokens (long tweets are shortened, never dropped);
+* :func:`label_logprobs` / :func:`likelihood_predictions` -- the sentiment read from the label words'
+  probabilities in one forward pass per example: what the model knows, apart from its format.
 
 Taught in lesson 09 (instruction tuning a small LLM).
 """
@@ -34,8 +37,11 @@ __all__ = [
     "encode_example",
     "few_shot_messages",
     "generate_answers",
+    "label_logprobs",
+    "likelihood_predictions",
     "pad_batch",
     "score_answers",
+    "shorten",
     "token_view",
 ]
 
@@ -176,3 +182,67 @@ def token_view(tokenizer, example: dict[str, list[int]]) -> pd.DataFrame:
         "label": example["labels"],
         "in_loss": [label != IGNORE_INDEX for label in example["labels"]],
     })
+
+
+def shorten(tokenizer, text: str, max_tokens: int) -> str:
+    """``text`` cut to its first ``max_tokens`` tokens (unchanged when it is shorter).
+
+    Lesson 09 bounds every example's length this way instead of dropping long tweets: dropping them
+    would make the validation and test sets easier than the data they stand for.
+    """
+    if max_tokens < 1:
+        raise ConfigError(f"max_tokens must be at least 1, got {max_tokens}.")
+    ids = tokenizer(str(text), add_special_tokens=False)["input_ids"]
+    return str(text) if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens]).strip()
+
+
+def _first_tokens(tokenizer, labels: Sequence[str]) -> list[int]:
+    firsts = [tokenizer(label, add_special_tokens=False)["input_ids"][:1] for label in labels]
+    if any(not f for f in firsts) or len({f[0] for f in firsts}) != len(labels):
+        raise ConfigError(f"the labels {list(labels)} must start with distinct tokens to be scored by likelihood.")
+    return [f[0] for f in firsts]
+
+
+@torch.no_grad()
+def label_logprobs(model, tokenizer, conversations: Sequence[list[dict]], labels: Sequence[str] = LABELS,
+                   batch_size: int = 32, autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Log-probability of each label word as the first token of the reply, one row per conversation.
+
+    One forward pass per prompt (the assistant's turn opened, left padding, logits of the last
+    position only): far cheaper than generating, and it measures which sentiment the model prefers
+    whatever it would have written around it. Lesson 09 scores every model this way and keeps
+    generation for the format check. Prompts are batched by length so little compute goes to padding;
+    rows come back in the order given. ``autocast_dtype`` (``torch.bfloat16``) runs the pass in lower
+    precision where the hardware has it.
+    """
+    if not conversations:
+        raise DataError("label_logprobs: no conversations.")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be positive, got {batch_size}.")
+    label_ids = _first_tokens(tokenizer, labels)
+    prompts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    device = next(model.parameters()).device
+    rows = torch.empty(len(prompts), len(labels))
+    was_training, side = model.training, tokenizer.padding_side
+    model.eval()
+    tokenizer.padding_side = "left"
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(device)
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                logits = model(**batch, logits_to_keep=1).logits[:, -1].float()
+            rows[chunk] = logits.log_softmax(dim=-1)[:, label_ids].cpu()
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return rows
+
+
+def likelihood_predictions(logprobs: torch.Tensor, labels: Sequence[str] = LABELS) -> list[str]:
+    """The label with the highest log-probability in each row of :func:`label_logprobs`."""
+    if logprobs.ndim != 2 or logprobs.shape[1] != len(labels):
+        raise DataError(f"expected one column per label ({len(labels)}), got shape {tuple(logprobs.shape)}.")
+    return [labels[i] for i in logprobs.argmax(dim=1).tolist()]
