@@ -177,3 +177,15 @@ def test_gguf_quantization_marks_are_cleared_so_trainer_accepts_the_model():
     assert not model.is_quantized and model.hf_quantizer is None and not model.config._is_quantized
     assert getattr(model.config, "quantization_config", None) is None
     validate_quantization_for_training(model)  # no error: Trainer and SFTTrainer accept it
+
+
+def test_fast_bf16_follows_the_cpu_flags(monkeypatch, tmp_path):
+    import builtins
+
+    real_open = builtins.open
+    for flags, expected in (("fpu avx512f amx_bf16 amx_tile", True), ("fpu avx2 fma", False)):
+        cpuinfo = tmp_path / f"cpuinfo{expected}"
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda path, *a, _f=cpuinfo, **k: real_open(_f if path == "/proc/cpuinfo" else path, *a, **k))
+        assert instruct.fast_bf16("cpu") is expected
+    assert instruct.fast_bf16("meta") is False
