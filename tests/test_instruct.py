@@ -189,3 +189,13 @@ def test_fast_bf16_follows_the_cpu_flags(monkeypatch, tmp_path):
         monkeypatch.setattr(builtins, "open", lambda path, *a, _f=cpuinfo, **k: real_open(_f if path == "/proc/cpuinfo" else path, *a, **k))
         assert instruct.fast_bf16("cpu") is expected
     assert instruct.fast_bf16("meta") is False
+
+
+def test_without_an_instruction_the_user_turn_is_the_bare_tweet():
+    import pandas as pd
+
+    messages = instruct.chat_messages("meh", system="Negative or positive?", instruction=None)
+    assert messages == [{"role": "system", "content": "Negative or positive?"}, {"role": "user", "content": "meh"}]
+    shots = pd.DataFrame({"text": ["great!"], "label": ["positive"]})
+    few = instruct.few_shot_messages("meh", shots, system="Negative or positive?", instruction=None)
+    assert [m["content"] for m in few] == ["Negative or positive?", "great!", "positive", "meh"]

@@ -186,3 +186,14 @@ def test_failed_runs_and_paired_differences():
     assert paired_difference([0.60, 0.61, 0.62], [0.70, 0.72, 0.71])["verdict"] == "worse"
     with pytest.raises(DataError, match="equal-length"):
         paired_difference([0.1], [0.2])
+
+
+def test_fit_and_score_returns_the_row_the_lesson_tabulates(tiny, frame):
+    from course_utils.labs.peft_lab import fit_and_score
+
+    tokenizer, base = tiny
+    task = tweet_task("sentiment", n_train=32, n_eval=16, frame=frame)
+    model, row = fit_and_score(base, tokenizer, task, LABELS, strategy="lora", lr=5e-3, seed=0, r=4, rslora=True,
+                               max_epochs=2, batch_size=16)
+    assert row["trainable"] == parameter_counts(model)[0] and 1 <= row["epoch kept"] <= row["epochs run"] <= 2
+    assert 0 <= row["val macro-F1"] <= 1 and isinstance(row["failed"], bool) and row["seed"] == 0

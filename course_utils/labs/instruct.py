@@ -52,23 +52,29 @@ INSTRUCTION = "Sentiment of this tweet (negative, neutral or positive)?"
 IGNORE_INDEX = -100  # what torch's cross-entropy (and every transformers model) skips
 
 
-def chat_messages(text: str, system: str = SYSTEM, instruction: str = INSTRUCTION) -> list[dict]:
-    """The chat turns that ask for one tweet's sentiment (no answer)."""
-    return [
-        {"role": "system", "content": system},
-        {"role": "user", "content": f"{instruction}\nTweet: {text}"},
-    ]
+def _question(text: str, instruction: str | None) -> str:
+    return str(text) if instruction is None else f"{instruction}\nTweet: {text}"
 
 
-def few_shot_messages(text: str, shots: pd.DataFrame, system: str = SYSTEM, instruction: str = INSTRUCTION) -> list[dict]:
+def chat_messages(text: str, system: str = SYSTEM, instruction: str | None = INSTRUCTION) -> list[dict]:
+    """The chat turns that ask for one tweet's sentiment (no answer).
+
+    ``instruction=None`` leaves the user turn as the bare tweet, with the whole request in ``system``:
+    the shortest prompt, which lesson 09 uses because every prompt token costs compute at every step.
+    """
+    return [{"role": "system", "content": system}, {"role": "user", "content": _question(text, instruction)}]
+
+
+def few_shot_messages(text: str, shots: pd.DataFrame, system: str = SYSTEM,
+                      instruction: str | None = INSTRUCTION) -> list[dict]:
     """Like :func:`chat_messages`, preceded by solved examples (``shots``: columns text, label) as earlier turns."""
     messages = [{"role": "system", "content": system}]
     for shot_text, label in zip(shots["text"], shots["label"]):
         messages += [
-            {"role": "user", "content": f"{instruction}\nTweet: {shot_text}"},
+            {"role": "user", "content": _question(shot_text, instruction)},
             {"role": "assistant", "content": str(label)},
         ]
-    messages.append({"role": "user", "content": f"{instruction}\nTweet: {text}"})
+    messages.append({"role": "user", "content": _question(text, instruction)})
     return messages
 
 

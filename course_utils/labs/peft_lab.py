@@ -46,6 +46,7 @@ __all__ = [
     "TASKS",
     "RunRecord",
     "failed_run",
+    "fit_and_score",
     "folder_bytes",
     "lora_delta",
     "make_model",
@@ -307,6 +308,32 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
     best_epoch = int(np.argmax(val_scores)) + 1 if val_scores else None
     return RunRecord(seconds, cpu_seconds, (rss.peak - rss.start) / 2**20, state / 2**20, weights / 2**20, losses,
                      val_scores, best_epoch)
+
+
+def fit_and_score(base, tokenizer, task: Splits, labels: list[str], *, strategy: str, lr: float, seed: int,
+                  r: int = 8, alpha: float | None = None, rslora: bool = False, max_epochs: int = 4,
+                  patience: int = 1, batch_size: int = 8, max_length: int = 64):
+    """One run of lesson 08's comparison: a fresh model for ``strategy``, trained with early stopping on
+    ``task.validation``, and its validation record. Returns ``(model, row)``.
+
+    ``row`` holds what the lesson tabulates: trainable parameters, time (wall and CPU), memory (peak
+    RSS and gradients + AdamW state), the epoch kept, the validation macro-F1, whether the run failed
+    (:func:`failed_run`) and the predictions as bytes (to count distinct prediction sets across seeds).
+    """
+    from sklearn.metrics import f1_score
+
+    torch.manual_seed(seed)
+    model = make_model(base, strategy, r=r, alpha=alpha, rslora=rslora, seed=seed)
+    run = train_classifier(model, tokenizer, task.train, labels, epochs=max_epochs, lr=lr, batch_size=batch_size,
+                           max_length=max_length, seed=seed, val_frame=task.validation, patience=patience)
+    predicted = predict_labels(model, tokenizer, task.validation["text"], max_length)
+    truth = label_ids(task.validation["label"], labels)
+    row = {"seed": seed, "lr": lr, "trainable": parameter_counts(model)[0], "wall s": run.seconds,
+           "CPU s": run.cpu_seconds, "peak RSS MB": run.peak_rss_mb, "grads+AdamW MB": run.training_state_mb,
+           "epoch kept": run.best_epoch, "epochs run": len(run.val_scores),
+           "val macro-F1": float(f1_score(truth, predicted, average="macro", labels=list(range(len(labels))))),
+           "failed": failed_run(predicted), "predictions": predicted.tobytes()}
+    return model, row
 
 
 def failed_run(predicted, share: float = 0.95) -> bool:
