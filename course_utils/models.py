@@ -220,9 +220,29 @@ def load_causal_lm(name_or_path: str | os.PathLike | None = None, **model_kwargs
     with _loading(target):
         tokenizer = AutoTokenizer.from_pretrained(target, **extra)
         model = AutoModelForCausalLM.from_pretrained(target, **extra, **model_kwargs)
+    if "gguf_file" in extra:
+        _forget_quantization(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, model.eval()
+
+
+def _forget_quantization(model) -> None:
+    """Clear the quantization marks a GGUF load leaves on a model whose weights are now plain floats.
+
+    transformers de-quantises a GGUF file's weights to float32 but keeps ``hf_quantizer`` (so
+    ``is_quantized`` is true) and ``config.quantization_config``; ``transformers.Trainer`` (and TRL's
+    ``SFTTrainer``, lesson 09) then refuses to train it as a "purely quantized model". Nothing in the
+    weights is quantized any more, so the marks go.
+    """
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if getattr(config, "_is_quantized", False):
+            config._is_quantized = False
 
 
 def count_parameters(model, trainable_only: bool = False) -> int:

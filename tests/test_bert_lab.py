@@ -216,3 +216,36 @@ def test_the_three_routes_of_lesson_05_agree_on_a_toy_task(tmp_path):
     table = bootstrap_macro_f1(y_val, {"loop": loop_pred, "hf": hf_pred, "course": course_pred}, n_boot=200)
     assert (table["macro_f1"] > 0.85).all(), table
     assert table["macro_f1"].max() - table["macro_f1"].min() < 0.1, table
+
+
+def test_label_audit_counts_openly_negative_words_per_topic_and_label():
+    import pandas as pd
+    import pytest
+
+    from course_utils.errors import DataError
+    from course_utils.labs.bert_lab import label_audit
+
+    texts = pd.Series(["#DeflateGate they cheat", "Brady is a liar", "Patriots win #DeflateGate", "@united worst flight",
+                       "@united great crew"])
+    labels = ["positive", "positive", "negative", "negative", "positive"]
+    table = label_audit(texts, labels).set_index(["topic", "label"])
+    assert table.loc[("NFL / DeflateGate", "positive"), "negative_word_share"] == 1.0
+    assert table.loc[("NFL / DeflateGate", "negative"), "negative_word_share"] == 0.0
+    assert table.loc[("airlines", "negative"), "negative_word_share"] == 1.0
+    assert table.loc[("airlines", "positive"), "tweets"] == 1
+    with pytest.raises(DataError, match="same length"):
+        label_audit(texts, labels[:2])
+
+
+def test_errors_by_topic_gives_each_rate_an_interval():
+    import numpy as np
+    import pandas as pd
+
+    from course_utils.labs.bert_lab import errors_by_topic
+
+    texts = pd.Series(["claritin works"] * 2 + ["@united late"] * 200)
+    correct = np.array([False, True] + [True] * 150 + [False] * 50)
+    table = errors_by_topic(texts, correct, np.linspace(0.5, 1, len(texts)), top=5)
+    small, large = table.loc["Claritin"], table.loc["airlines"]
+    assert small["low"] < small["error_rate"] < small["high"] and small["high"] - small["low"] > 0.5
+    assert large["high"] - large["low"] < 0.15

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from course_utils import models
-from course_utils.errors import DataError, ModelLoadError
+from course_utils.errors import ConfigError, DataError, ModelLoadError
 from course_utils.labs import instruct
 
 
@@ -117,3 +117,86 @@ def test_generate_answers_left_pads_and_decodes_only_the_reply(tokenizer):
     assert replies == ["neutral", "neutral"]
     assert model.seen_padding == [0, 1]  # the shorter prompt is padded on the left
     assert tokenizer.padding_side == side
+
+
+def test_shorten_cuts_long_texts_and_keeps_short_ones(tokenizer):
+    long_text = " ".join(f"word{i}" for i in range(100))
+    cut = instruct.shorten(tokenizer, long_text, 10)
+    assert len(tokenizer(cut, add_special_tokens=False)["input_ids"]) <= 10 and long_text.startswith(cut)
+    assert instruct.shorten(tokenizer, "short tweet", 10) == "short tweet"
+    with pytest.raises(ConfigError, match="max_tokens"):
+        instruct.shorten(tokenizer, "x", 0)
+
+
+class _Scorer(torch.nn.Module):
+    """A stand-in causal LM: at the last position it favours ``long_id`` for long prompts, ``short_id`` otherwise."""
+
+    def __init__(self, long_id, short_id, vocab, cut=40):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.long_id, self.short_id, self.vocab, self.cut, self.seen = long_id, short_id, vocab, cut, []
+
+    def forward(self, input_ids, attention_mask, logits_to_keep):
+        self.seen.append((attention_mask[:, 0].tolist(), logits_to_keep))
+        logits = torch.zeros(input_ids.shape[0], 1, self.vocab)
+        for row, n_real in enumerate(attention_mask.sum(dim=1).tolist()):
+            logits[row, 0, self.long_id if n_real > self.cut else self.short_id] = 5.0
+        return type("Out", (), {"logits": logits})
+
+
+def test_label_logprobs_scores_the_label_words_and_keeps_the_order(tokenizer):
+    neg, pos = (tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in ("negative", "positive"))
+    long_tweet = "a much longer tweet than the other one, " * 4
+    conversations = [instruct.chat_messages(long_tweet), instruct.chat_messages("fine")]
+    model = _Scorer(long_id=neg, short_id=pos, vocab=len(tokenizer))
+    logprobs = instruct.label_logprobs(model, tokenizer, conversations, labels=("negative", "positive"), batch_size=2)
+    assert logprobs.shape == (2, 2) and (logprobs < 0).all()
+    assert instruct.likelihood_predictions(logprobs, ("negative", "positive")) == ["negative", "positive"]
+    padding, kept = model.seen[0]
+    assert kept == 1 and padding == [0, 1]  # sorted by length and left-padded: the short prompt first, padded
+    with pytest.raises(ConfigError, match="distinct tokens"):
+        instruct.label_logprobs(model, tokenizer, conversations, labels=("negative", "negative"))
+    with pytest.raises(DataError, match="one column per label"):
+        instruct.likelihood_predictions(logprobs, ("negative", "neutral", "positive"))
+    with pytest.raises(DataError, match="no conversations"):
+        instruct.label_logprobs(model, tokenizer, [])
+
+
+def test_gguf_quantization_marks_are_cleared_so_trainer_accepts_the_model():
+    """A GGUF load de-quantises the weights but leaves marks that make transformers.Trainer refuse to train."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.trainer_utils import validate_quantization_for_training
+
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1))
+    model.hf_quantizer = type("GgufQuantizer", (), {"is_trainable": False, "is_qat_trainable": False})()
+    model.is_quantized, model.config._is_quantized = True, True  # what a GGUF load sets
+    model.config.quantization_config = {"quant_method": "gguf"}
+    with pytest.raises(ValueError, match="quantized"):
+        validate_quantization_for_training(model)
+    models._forget_quantization(model)
+    assert not model.is_quantized and model.hf_quantizer is None and not model.config._is_quantized
+    assert getattr(model.config, "quantization_config", None) is None
+    validate_quantization_for_training(model)  # no error: Trainer and SFTTrainer accept it
+
+
+def test_fast_bf16_follows_the_cpu_flags(monkeypatch, tmp_path):
+    import builtins
+
+    real_open = builtins.open
+    for flags, expected in (("fpu avx512f amx_bf16 amx_tile", True), ("fpu avx2 fma", False)):
+        cpuinfo = tmp_path / f"cpuinfo{expected}"
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda path, *a, _f=cpuinfo, **k: real_open(_f if path == "/proc/cpuinfo" else path, *a, **k))
+        assert instruct.fast_bf16("cpu") is expected
+    assert instruct.fast_bf16("meta") is False
+
+
+def test_without_an_instruction_the_user_turn_is_the_bare_tweet():
+    import pandas as pd
+
+    messages = instruct.chat_messages("meh", system="Negative or positive?", instruction=None)
+    assert messages == [{"role": "system", "content": "Negative or positive?"}, {"role": "user", "content": "meh"}]
+    shots = pd.DataFrame({"text": ["great!"], "label": ["positive"]})
+    few = instruct.few_shot_messages("meh", shots, system="Negative or positive?", instruction=None)
+    assert [m["content"] for m in few] == ["Negative or positive?", "great!", "positive", "meh"]

@@ -141,3 +141,59 @@ def test_bad_input_is_one_clear_error(tiny, frame, tmp_path):
         folder_bytes(tmp_path / "missing")
     with pytest.raises(ConfigError, match="no LoRA adapter"):
         lora_delta(make_model(base, "head"))
+
+
+def test_airline_labels_come_from_the_raw_text(frame):
+    raw = frame.assign(raw_text=frame["text"], text=frame["text"].str.replace("@united", "@user", regex=False))
+    airlines = tweet_task("airlines", n_train=20, n_eval=6, frame=raw)
+    truth = dict(zip(raw["text"], np.where(raw["raw_text"].str.contains("flight|airline|@united"), "airlines", "other")))
+    assert all(truth[t] == label for t, label in zip(airlines.train["text"], airlines.train["label"]))
+    assert "raw_text" not in airlines.train.columns
+
+
+def test_rslora_scales_by_the_square_root_of_the_rank(tiny):
+    _, base = tiny
+    assert lora_delta(make_model(base, "lora", r=4, alpha=8, rslora=True))[1] == pytest.approx(8 / 4**0.5)
+    assert lora_delta(make_model(base, "lora", r=4, alpha=8))[1] == pytest.approx(8 / 4)
+
+
+def test_early_stopping_keeps_the_best_epoch_and_stops(tiny, frame):
+    tokenizer, base = tiny
+    model = make_model(base, "lora", r=4, seed=0)
+    record = train_classifier(model, tokenizer, frame, LABELS, epochs=6, lr=5e-3, batch_size=16,
+                              val_frame=frame.head(16), patience=1)
+    assert 1 <= len(record.val_scores) <= 6 and record.best_epoch == int(np.argmax(record.val_scores)) + 1
+    if len(record.val_scores) < 6:  # stopped early: the last epoch did not improve on the best
+        assert record.val_scores[-1] < max(record.val_scores) and len(record.val_scores) == record.best_epoch + 1
+    from sklearn.metrics import f1_score
+
+    truth = frame.head(16)["label"].map(LABELS.index)
+    kept = f1_score(truth, predict_labels(model, tokenizer, frame.head(16)["text"]), average="macro", labels=[0, 1])
+    assert kept == pytest.approx(max(record.val_scores))  # the best epoch's weights are the ones left
+    with pytest.raises(ConfigError, match="patience"):
+        train_classifier(model, tokenizer, frame, LABELS, patience=0)
+
+
+def test_failed_runs_and_paired_differences():
+    from course_utils.labs.peft_lab import failed_run, paired_difference
+
+    assert failed_run([0] * 19 + [1]) and not failed_run([0] * 15 + [1] * 5)
+    with pytest.raises(DataError):
+        failed_run([])
+    clear = paired_difference([0.80, 0.82, 0.81], [0.70, 0.71, 0.72])
+    assert clear["verdict"] == "better" and clear["low"] > 0 and clear["differences"] == pytest.approx([0.10, 0.11, 0.09])
+    assert paired_difference([0.70, 0.82, 0.75], [0.74, 0.76, 0.75])["verdict"] == "no clear difference"
+    assert paired_difference([0.60, 0.61, 0.62], [0.70, 0.72, 0.71])["verdict"] == "worse"
+    with pytest.raises(DataError, match="equal-length"):
+        paired_difference([0.1], [0.2])
+
+
+def test_fit_and_score_returns_the_row_the_lesson_tabulates(tiny, frame):
+    from course_utils.labs.peft_lab import fit_and_score
+
+    tokenizer, base = tiny
+    task = tweet_task("sentiment", n_train=32, n_eval=16, frame=frame)
+    model, row = fit_and_score(base, tokenizer, task, LABELS, strategy="lora", lr=5e-3, seed=0, r=4, rslora=True,
+                               max_epochs=2, batch_size=16)
+    assert row["trainable"] == parameter_counts(model)[0] and 1 <= row["epoch kept"] <= row["epochs run"] <= 2
+    assert 0 <= row["val macro-F1"] <= 1 and isinstance(row["failed"], bool) and row["seed"] == 0

@@ -178,7 +178,8 @@ def errors_by_topic(texts: pd.Series, correct: Sequence[bool], confidence: Seque
                     train: pd.DataFrame | None = None, positive: str = "positive") -> pd.DataFrame:
     """Which sub-corpus (lesson 02's keyword rules) the texts, the errors and the most confident errors come from.
 
-    Columns: ``texts`` (evaluated texts per topic), ``error_rate``, ``confident_errors`` (how many of the
+    Columns: ``texts`` (evaluated texts per topic), ``error_rate`` with its 95% Wilson interval (``low``,
+    ``high``: a topic with two test tweets measures almost nothing), ``confident_errors`` (how many of the
     ``top`` errors with the highest confidence fall in the topic), and, when ``train`` is given, the share
     of ``positive`` labels per topic in it, which shows that a label means something different from one
     sub-corpus to another.
@@ -197,6 +198,8 @@ def errors_by_topic(texts: pd.Series, correct: Sequence[bool], confidence: Seque
     topics = tweet_topics(texts.reset_index(drop=True))
     frame = pd.DataFrame({"topic": topics, "error": ~correct, "confidence": confidence})
     table = frame.groupby("topic").agg(texts=("error", "size"), error_rate=("error", "mean"))
+    bounds = [proportion_interval(int(round(rate * n)), int(n)) for rate, n in zip(table["error_rate"], table["texts"])]
+    table["low"], table["high"] = [b[0] for b in bounds], [b[1] for b in bounds]  # Wilson, 95%: 2 texts say little
     confident = frame[frame["error"]].sort_values("confidence", ascending=False).head(top)
     table["confident_errors"] = confident["topic"].value_counts().reindex(table.index, fill_value=0)
     if train is not None:
@@ -204,3 +207,28 @@ def errors_by_topic(texts: pd.Series, correct: Sequence[bool], confidence: Seque
         is_positive = (train["label"].reset_index(drop=True).astype(str) == positive)
         table[f"train {positive} share"] = is_positive.groupby(train_topics).mean().reindex(table.index)
     return table.sort_values("texts", ascending=False)
+
+
+#: Words that state a negative view outright; a tweet using them is rarely positive in any sense of the word.
+NEGATIVE_WORDS = r"\bcheat|\bliar|\blie[sd]?\b|\bhate|\bsuck|\bworst|\bstupid|\bdisgrac|\bshame"
+
+
+def label_audit(texts: pd.Series, labels: Sequence[str], pattern: str = NEGATIVE_WORDS) -> pd.DataFrame:
+    """Per topic and label: tweets, and the share that uses one of ``pattern``'s openly negative words.
+
+    Taught in lesson 05 (error analysis): when a sub-corpus's *positive* tweets use words such as "cheat" or
+    "liar" far more often than its negative ones, and far more often than other topics' positive tweets,
+    the disagreement between model and label is the label's, not the model's. Give the raw texts
+    (``raw_text``) so the topic rules see the @handles.
+    """
+    if not isinstance(texts, pd.Series):
+        raise DataError(f"label_audit: texts must be a pandas Series, got {type(texts).__name__}.")
+    labels = pd.Series(list(labels), dtype=object)
+    if len(labels) != len(texts):
+        raise DataError(f"label_audit: {len(texts)} texts and {len(labels)} labels must be the same length.")
+    texts = texts.reset_index(drop=True)
+    frame = pd.DataFrame({"topic": tweet_topics(texts), "label": labels.astype(str),
+                          "negative words": texts.astype(str).str.contains(pattern, case=False, regex=True)})
+    table = frame.groupby(["topic", "label"]).agg(tweets=("negative words", "size"),
+                                                 negative_word_share=("negative words", "mean"))
+    return table.reset_index()

@@ -45,9 +45,12 @@ __all__ = [
     "STRATEGIES",
     "TASKS",
     "RunRecord",
+    "failed_run",
+    "fit_and_score",
     "folder_bytes",
     "lora_delta",
     "make_model",
+    "paired_difference",
     "parameter_counts",
     "predict_labels",
     "predict_logits",
@@ -73,20 +76,23 @@ def tweet_task(task: str = "sentiment", n_train: int = 384, n_eval: int = 256, s
     """Train / validation / test frames (``text``, ``label``) of one of :data:`TASKS`.
 
     Both tasks start from the cleaned negative/positive tweets and the same stratified split
-    (``split_dataset(seed=42)``); "airlines" relabels each tweet by its topic. Each split is then
-    shrunk to ``n_train`` / ``n_eval`` rows with the class shares kept. ``frame`` replaces the corpus
-    (tests pass a small one).
+    (``split_dataset(seed=42)``); "airlines" relabels each tweet by its topic, found on the tweet's
+    *raw* text (column ``raw_text`` when the frame has one): cleaning replaces the @handles
+    (``@united``) that mark most airline tweets, and the topic rules would miss them. Each split is
+    then shrunk to ``n_train`` / ``n_eval`` rows with the class shares kept. ``frame`` replaces the
+    corpus (tests pass a small one).
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; use one of {list(TASKS)}.")
     if n_train < 2 or n_eval < 2:
         raise ConfigError(f"n_train and n_eval must be at least 2, got {n_train} and {n_eval}.")
-    df = load_course_dataset("tweets", binary=True) if frame is None else frame
+    df = load_course_dataset("tweets", binary=True, keep_raw_text=True) if frame is None else frame
     if not {"text", "label"} <= set(df.columns):
         raise DataError(f"tweet_task: the frame needs 'text' and 'label' columns, has {list(df.columns)}.")
-    df = df[["text", "label"]].copy()
     if task == "airlines":
-        df["label"] = np.where(tweet_topics(df["text"]) == "airlines", "airlines", "other")
+        topic_text = df["raw_text"] if "raw_text" in df.columns else df["text"]
+        df = df.assign(label=np.where(tweet_topics(topic_text) == "airlines", "airlines", "other"))
+    df = df[["text", "label"]].copy()
     splits = split_dataset(df, seed=seed)
     sizes = {"train": n_train, "validation": n_eval, "test": n_eval}
     frames = {}
@@ -102,13 +108,14 @@ def tweet_task(task: str = "sentiment", n_train: int = 384, n_eval: int = 256, s
 # --------------------------------------------------------------------------------------------
 
 
-def make_model(base, strategy: str, *, r: int = 8, alpha: int | None = None, seed: int = 0,
-               targets: tuple[str, ...] = LORA_TARGETS):
+def make_model(base, strategy: str, *, r: int = 8, alpha: float | None = None, seed: int = 0,
+               targets: tuple[str, ...] = LORA_TARGETS, rslora: bool = False):
     """A fresh copy of ``base`` (a loaded ``BertForSequenceClassification``) ready for one strategy.
 
     * ``"head"``: the encoder is frozen; only the classifier trains.
     * ``"lora"``: ``peft.get_peft_model`` with rank ``r`` on ``targets``; ``alpha`` defaults to
-      ``2 * r`` (so ``alpha / r`` stays 2 across ranks); the classifier is new, so peft trains and
+      ``2 * r`` (scaling ``alpha / r`` = 2 at every rank); ``rslora=True`` is peft's ``use_rslora``
+      (scaling ``alpha / sqrt(r)``, lesson 08's rank sweep). The classifier is new, so peft trains and
       saves it too (``task_type=SEQ_CLS`` puts it in ``modules_to_save``).
     * ``"full"``: every weight trains.
 
@@ -133,7 +140,7 @@ def make_model(base, strategy: str, *, r: int = 8, alpha: int | None = None, see
     from peft import LoraConfig, TaskType, get_peft_model
 
     config = LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=2 * r if alpha is None else alpha,
-                        lora_dropout=0.0, target_modules=list(targets))
+                        lora_dropout=0.0, target_modules=list(targets), use_rslora=rslora)
     return get_peft_model(model, config)
 
 
@@ -219,6 +226,8 @@ class RunRecord:
     training_state_mb: float  # gradients + AdamW moments, counted from the tensors (weights excluded)
     weights_mb: float  # every weight the forward pass reads, trainable or frozen
     step_losses: list[float] = field(default_factory=list)
+    val_scores: list[float] = field(default_factory=list)  # validation macro-F1 after each epoch (early stopping)
+    best_epoch: int | None = None  # the epoch whose weights were kept (1-based); None without validation
 
 
 def _encode(tokenizer, texts, max_length: int, device: torch.device | None = None):
@@ -228,19 +237,27 @@ def _encode(tokenizer, texts, max_length: int, device: torch.device | None = Non
 
 
 def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *, epochs: int = 2,
-                     lr: float = 1e-3, batch_size: int = 16, max_length: int = 64, seed: int = 0) -> RunRecord:
+                     lr: float = 1e-3, batch_size: int = 16, max_length: int = 64, seed: int = 0,
+                     val_frame: pd.DataFrame | None = None, patience: int = 1) -> RunRecord:
     """AdamW with linear decay (10% warm-up) over the parameters with ``requires_grad``; in place.
 
     The same loop serves every strategy, so a difference in time or memory comes from what is
-    trainable, not from two implementations.
+    trainable, not from two implementations. With ``val_frame`` it also applies lesson 08's budget
+    rule, early stopping: the validation macro-F1 is measured after every epoch, training stops once it
+    has not improved for ``patience`` epochs, and the trainable weights of the best epoch are put back.
+    ``epochs`` is then the most a run may take (the schedule decays over it), and every strategy
+    stops when *its* validation score stops rising, not after a count that suits one of them.
     """
+    from sklearn.metrics import f1_score
     from transformers import get_linear_schedule_with_warmup
 
-    if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise ConfigError(f"epochs and batch_size must be >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}.")
-    if len(frame) == 0:
-        raise DataError("train_classifier: the training frame is empty.")
+    if epochs < 1 or batch_size < 1 or not lr > 0 or patience < 1:
+        raise ConfigError(f"epochs, batch_size and patience must be >= 1 and lr > 0, got {epochs}, {batch_size}, "
+                          f"{patience}, {lr}.")
+    if len(frame) == 0 or (val_frame is not None and len(val_frame) == 0):
+        raise DataError("train_classifier: the training or validation frame is empty.")
     y = torch.as_tensor(label_ids(frame["label"], labels))
+    val_y = label_ids(val_frame["label"], labels) if val_frame is not None else None
     texts = frame["text"].astype(str).tolist()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -251,6 +268,8 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, steps // 10), steps)
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
+    val_scores: list[float] = []
+    best: list[torch.Tensor] | None = None
     _release_freed_memory()
     model.train()
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -267,13 +286,87 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=False)  # keep the gradients' memory countable below
                 losses.append(float(loss.detach()))
+            if val_frame is None:
+                continue
+            predicted = predict_labels(model, tokenizer, val_frame["text"], max_length)
+            model.train()
+            val_scores.append(float(f1_score(val_y, predicted, average="macro", labels=list(range(len(labels))))))
+            if val_scores[-1] >= max(val_scores):
+                best = [p.detach().clone() for p in params]
+            elif len(val_scores) - 1 - int(np.argmax(val_scores)) >= patience:
+                break
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     state = _bytes(p.grad for p in params) + _bytes(v for s in optimizer.state.values() for v in s.values())
     weights = _bytes(model.parameters())
     model.eval()
     for p in params:
         p.grad = None
-    return RunRecord(seconds, cpu_seconds, (rss.peak - rss.start) / 2**20, state / 2**20, weights / 2**20, losses)
+    if best is not None:
+        with torch.no_grad():
+            for p, kept in zip(params, best):
+                p.copy_(kept)
+    best_epoch = int(np.argmax(val_scores)) + 1 if val_scores else None
+    return RunRecord(seconds, cpu_seconds, (rss.peak - rss.start) / 2**20, state / 2**20, weights / 2**20, losses,
+                     val_scores, best_epoch)
+
+
+def fit_and_score(base, tokenizer, task: Splits, labels: list[str], *, strategy: str, lr: float, seed: int,
+                  r: int = 8, alpha: float | None = None, rslora: bool = False, max_epochs: int = 4,
+                  patience: int = 1, batch_size: int = 8, max_length: int = 64):
+    """One run of lesson 08's comparison: a fresh model for ``strategy``, trained with early stopping on
+    ``task.validation``, and its validation record. Returns ``(model, row)``.
+
+    ``row`` holds what the lesson tabulates: trainable parameters, time (wall and CPU), memory (peak
+    RSS and gradients + AdamW state), the epoch kept, the validation macro-F1, whether the run failed
+    (:func:`failed_run`) and the predictions as bytes (to count distinct prediction sets across seeds).
+    """
+    from sklearn.metrics import f1_score
+
+    torch.manual_seed(seed)
+    model = make_model(base, strategy, r=r, alpha=alpha, rslora=rslora, seed=seed)
+    run = train_classifier(model, tokenizer, task.train, labels, epochs=max_epochs, lr=lr, batch_size=batch_size,
+                           max_length=max_length, seed=seed, val_frame=task.validation, patience=patience)
+    predicted = predict_labels(model, tokenizer, task.validation["text"], max_length)
+    truth = label_ids(task.validation["label"], labels)
+    row = {"seed": seed, "lr": lr, "trainable": parameter_counts(model)[0], "wall s": run.seconds,
+           "CPU s": run.cpu_seconds, "peak RSS MB": run.peak_rss_mb, "grads+AdamW MB": run.training_state_mb,
+           "epoch kept": run.best_epoch, "epochs run": len(run.val_scores),
+           "val macro-F1": float(f1_score(truth, predicted, average="macro", labels=list(range(len(labels))))),
+           "failed": failed_run(predicted), "predictions": predicted.tobytes()}
+    return model, row
+
+
+def failed_run(predicted, share: float = 0.95) -> bool:
+    """Whether a classifier ended at the majority-class floor: one class for at least ``share`` of the texts.
+
+    Lesson 08 counts such runs and reports them as failures instead of averaging them into a spread:
+    a run that learned nothing says the budget or learning rate was wrong, not how good the method is.
+    """
+    predicted = np.asarray(predicted)
+    if predicted.size == 0:
+        raise DataError("failed_run: no predictions.")
+    return bool(np.unique(predicted, return_counts=True)[1].max() >= share * predicted.size)
+
+
+def paired_difference(a, b, confidence: float = 0.95) -> dict:
+    """Mean of the per-seed differences ``a - b`` with a t-interval, and the verdict it supports.
+
+    When two configurations ran with the same seeds on the same data, their scores are paired: the
+    seed's luck (initial weights, order) is shared, and comparing per seed removes it. The verdict is
+    "no clear difference" when the interval straddles zero. Taught in lesson 08, used in lesson 09.
+    """
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise DataError(f"paired_difference: need two equal-length lists of at least 2 scores, got {a.shape} and {b.shape}.")
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be between 0 and 1, got {confidence}.")
+    diff = a - b
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)))
+    low, high = float(diff.mean()) - half, float(diff.mean()) + half
+    verdict = "no clear difference" if low <= 0 <= high else ("better" if low > 0 else "worse")
+    return {"mean": float(diff.mean()), "low": low, "high": high, "verdict": verdict, "differences": diff.tolist()}
 
 
 @torch.no_grad()
