@@ -101,3 +101,17 @@ def unpaired_difference(a: Sequence[float], b: Sequence[float], confidence: floa
 def failed_runs(scores: Sequence[float], floor: float, margin: float = 0.0) -> list[int]:
     """Positions of runs that ended at or below ``floor`` (+ ``margin``): a majority class, chance, no fit."""
     return [i for i, s in enumerate(scores) if not float(s) > floor + margin]
+
+
+def predicts_one_class(predicted: Sequence[int], share: float = 0.95) -> bool:
+    """Whether a classifier ended at the majority-class floor: one class for at least ``share`` of the texts.
+
+    Such a run learned nothing about the inputs; it says the budget or the learning rate was wrong, not
+    how good the method is, so lessons count it as failed instead of averaging it into a spread (lesson 08).
+    """
+    values = np.asarray(predicted)
+    if values.size == 0:
+        raise DataError("predicts_one_class: no predictions.")
+    if not 0 < share <= 1:
+        raise DataError(f"share must be in (0, 1], got {share}.")
+    return bool(np.unique(values, return_counts=True)[1].max() >= share * values.size)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from course_utils.comparison import failed_runs, paired_difference, unpaired_difference
+from course_utils.comparison import failed_runs, paired_difference, predicts_one_class, unpaired_difference
 from course_utils.errors import DataError
 
 
@@ -47,3 +47,10 @@ def test_unpaired_difference_for_unrelated_seeds():
     assert unpaired_difference([0.90, 0.80, 0.85], [0.86, 0.84, 0.83]).verdict == "no clear difference"
     with pytest.raises(DataError, match="at least two runs"):
         unpaired_difference([0.9], [0.8, 0.7])
+
+
+def test_a_run_that_predicts_one_class_failed():
+    assert predicts_one_class([0] * 19 + [1]) and not predicts_one_class([0] * 15 + [1] * 5)
+    assert predicts_one_class([2, 2, 2, 1], share=0.75)
+    with pytest.raises(DataError, match="no predictions"):
+        predicts_one_class([])

@@ -187,7 +187,10 @@ def test_fast_bf16_follows_the_cpu_flags(monkeypatch, tmp_path):
     for flags, expected in (("fpu avx512f amx_bf16 amx_tile", True), ("fpu avx2 fma", False)):
         cpuinfo = tmp_path / f"cpuinfo{expected}"
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-        monkeypatch.setattr(builtins, "open", lambda path, *a, _f=cpuinfo, **k: real_open(_f if path == "/proc/cpuinfo" else path, *a, **k))
+        def fake_open(path, *a, _f=cpuinfo, **k):
+            return real_open(_f if path == "/proc/cpuinfo" else path, *a, **k)
+
+        monkeypatch.setattr(builtins, "open", fake_open)
         assert instruct.fast_bf16("cpu") is expected
     assert instruct.fast_bf16("meta") is False
 

@@ -174,20 +174,6 @@ def test_early_stopping_keeps_the_best_epoch_and_stops(tiny, frame):
         train_classifier(model, tokenizer, frame, LABELS, patience=0)
 
 
-def test_failed_runs_and_paired_differences():
-    from course_utils.labs.peft_lab import failed_run, paired_difference
-
-    assert failed_run([0] * 19 + [1]) and not failed_run([0] * 15 + [1] * 5)
-    with pytest.raises(DataError):
-        failed_run([])
-    clear = paired_difference([0.80, 0.82, 0.81], [0.70, 0.71, 0.72])
-    assert clear["verdict"] == "better" and clear["low"] > 0 and clear["differences"] == pytest.approx([0.10, 0.11, 0.09])
-    assert paired_difference([0.70, 0.82, 0.75], [0.74, 0.76, 0.75])["verdict"] == "no clear difference"
-    assert paired_difference([0.60, 0.61, 0.62], [0.70, 0.72, 0.71])["verdict"] == "worse"
-    with pytest.raises(DataError, match="equal-length"):
-        paired_difference([0.1], [0.2])
-
-
 def test_fit_and_score_returns_the_row_the_lesson_tabulates(tiny, frame):
     from course_utils.labs.peft_lab import fit_and_score
 

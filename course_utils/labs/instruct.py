@@ -3,8 +3,8 @@
 The task is built from the course's tweet corpus: a chat prompt asks for the sentiment of a tweet and
 the answer is exactly one lower-case word, so success is measured automatically on held-out tweets.
 Lesson 09 uses lesson 05's binary task (``negative`` / ``positive``, passed as ``labels``); the defaults
-(:data:`LABELS`, :data:`INSTRUCTION`) keep the three-word version that exercise 09 scores. The lesson writes the training loop and shows the loss
-mask; this module holds what is not worth reading twice:
+(:data:`LABELS`, :data:`INSTRUCTION`) keep the three-word version that exercise 09 scores. The lesson
+writes the training loop and shows the loss mask; this module holds what is not worth reading twice:
 
 * :func:`chat_messages` / :func:`few_shot_messages` -- the prompt as chat turns;
 * :func:`encode_example` -- prompt + answer as token ids with the prompt masked (labels ``-100``),

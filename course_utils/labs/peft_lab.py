@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from course_utils.comparison import predicts_one_class
 from course_utils.data import (
     Splits,
     load_course_dataset,
@@ -45,12 +46,10 @@ __all__ = [
     "STRATEGIES",
     "TASKS",
     "RunRecord",
-    "failed_run",
     "fit_and_score",
     "folder_bytes",
     "lora_delta",
     "make_model",
-    "paired_difference",
     "parameter_counts",
     "predict_labels",
     "predict_logits",
@@ -318,7 +317,8 @@ def fit_and_score(base, tokenizer, task: Splits, labels: list[str], *, strategy:
 
     ``row`` holds what the lesson tabulates: trainable parameters, time (wall and CPU), memory (peak
     RSS and gradients + AdamW state), the epoch kept, the validation macro-F1, whether the run failed
-    (:func:`failed_run`) and the predictions as bytes (to count distinct prediction sets across seeds).
+    (:func:`course_utils.comparison.predicts_one_class`) and the predictions as bytes (to count distinct
+    prediction sets across seeds).
     """
     from sklearn.metrics import f1_score
 
@@ -332,41 +332,8 @@ def fit_and_score(base, tokenizer, task: Splits, labels: list[str], *, strategy:
            "CPU s": run.cpu_seconds, "peak RSS MB": run.peak_rss_mb, "grads+AdamW MB": run.training_state_mb,
            "epoch kept": run.best_epoch, "epochs run": len(run.val_scores),
            "val macro-F1": float(f1_score(truth, predicted, average="macro", labels=list(range(len(labels))))),
-           "failed": failed_run(predicted), "predictions": predicted.tobytes()}
+           "failed": predicts_one_class(predicted), "predictions": predicted.tobytes()}
     return model, row
-
-
-def failed_run(predicted, share: float = 0.95) -> bool:
-    """Whether a classifier ended at the majority-class floor: one class for at least ``share`` of the texts.
-
-    Lesson 08 counts such runs and reports them as failures instead of averaging them into a spread:
-    a run that learned nothing says the budget or learning rate was wrong, not how good the method is.
-    """
-    predicted = np.asarray(predicted)
-    if predicted.size == 0:
-        raise DataError("failed_run: no predictions.")
-    return bool(np.unique(predicted, return_counts=True)[1].max() >= share * predicted.size)
-
-
-def paired_difference(a, b, confidence: float = 0.95) -> dict:
-    """Mean of the per-seed differences ``a - b`` with a t-interval, and the verdict it supports.
-
-    When two configurations ran with the same seeds on the same data, their scores are paired: the
-    seed's luck (initial weights, order) is shared, and comparing per seed removes it. The verdict is
-    "no clear difference" when the interval straddles zero. Taught in lesson 08, used in lesson 09.
-    """
-    from scipy import stats
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-        raise DataError(f"paired_difference: need two equal-length lists of at least 2 scores, got {a.shape} and {b.shape}.")
-    if not 0 < confidence < 1:
-        raise ConfigError(f"confidence must be between 0 and 1, got {confidence}.")
-    diff = a - b
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)))
-    low, high = float(diff.mean()) - half, float(diff.mean()) + half
-    verdict = "no clear difference" if low <= 0 <= high else ("better" if low > 0 else "worse")
-    return {"mean": float(diff.mean()), "low": low, "high": high, "verdict": verdict, "differences": diff.tolist()}
 
 
 @torch.no_grad()
