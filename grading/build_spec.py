@@ -251,6 +251,8 @@ def _lesson_09() -> dict:
         "q9_2": {"expected": sum(label != -100 for label in labels), "abs_tol": 0},
         "q9_3": {"expected": scores["exact_match"], "abs_tol": 1e-9},
         "q9_4": {"expected": scores["valid_format"], "abs_tol": 1e-9},
+        # A function answer: called on random sequences drawn per run, compared with the reference loss.
+        "q9_5": {"reference": "answer_only_loss", "abs_tol": 1e-4},
     }
 
 

@@ -139,3 +139,20 @@ def test_learner_side_never_loads_the_grader_or_its_spec():
             "print('course_utils.grading.grade' in sys.modules, 'course_utils.grading.sandbox' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False False")
+
+
+def test_the_answer_only_loss_check_names_the_shift_and_the_mask():
+    import torch
+
+    def answer_loss(logits, labels):
+        logits, labels = torch.tensor(logits), torch.tensor(labels)
+        return torch.nn.functional.cross_entropy(logits[:-1], labels[1:], ignore_index=-100)
+
+    assert evaluate("q9_5", answer_loss).passed  # a 0-d tensor is accepted as a number
+
+    def unshifted(logits, labels):
+        return torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(labels), ignore_index=-100).item()
+
+    result = evaluate("q9_5", unshifted)
+    assert not result.passed and "shift" in result.message
+    assert not evaluate("q9_5", 2.5).passed

@@ -44,7 +44,8 @@ import build_spec  # noqa: E402  (the instructor tool, outside the package)
 def make_spec(folder: Path) -> Path:
     """A spec with real entries for lessons 04 and 07 and q3_4 (fast to build) and placeholders elsewhere."""
     entries = {**build_spec._lesson_04(), **build_spec._lesson_07(SEEDS, SECRET),
-               "q3_4": {"floor": questions.TREE_TEST_ACCURACY_FLOOR}}
+               "q3_4": {"floor": questions.TREE_TEST_ACCURACY_FLOOR},
+               "q9_5": {"reference": "answer_only_loss", "abs_tol": 1e-4}}
     for q in questions.QUESTIONS:
         entry = entries.setdefault(q.id, {f: "placeholder" for f in grading._REQUIRED[q.kind]})
         entry["points"] = q.points
@@ -94,6 +95,35 @@ def test_function_answers_need_every_random_case(spec):
     assert _score(spec, "q4_2", one_wrong, expected=expected)[:2] == (0.0, "wrong")
     # the cases change every run, so a table of outputs from one run is useless in the next
     assert grading.function_cases(random.Random(2)) != cases
+
+
+def test_the_answer_only_loss_is_graded_on_random_sequences(spec):
+    import random
+
+    import torch
+
+    cases = grading.function_cases(random.Random(3), reference="answer_only_loss")
+    expected = grading.expected_cases("answer_only_loss", cases)
+    for (logits, labels), want in zip(cases, expected):  # the reference is what torch computes
+        torch_loss = torch.nn.functional.cross_entropy(torch.tensor(logits[:-1]), torch.tensor(labels[1:]), ignore_index=-100)
+        assert want == pytest.approx(torch_loss.item(), abs=1e-5)
+    assert sum(label != -100 for label in cases[-1][1]) == 2  # one answer token after the shift
+    right = [{"ok": True, "value": v} for v in expected]
+    assert _score(spec, "q9_5", right, expected=expected)[:2] == (questions.get("q9_5").points, "ok")
+
+    def loss(logits, labels, shift=True, mask=True):
+        logits, labels = torch.tensor(logits), torch.tensor(labels)
+        if shift:
+            logits, labels = logits[:-1], labels[1:]
+        if not mask:
+            labels = labels.clamp(min=0)
+        return torch.nn.functional.cross_entropy(logits, labels, ignore_index=-100).item()
+
+    for slip in (dict(shift=False), dict(mask=False)):
+        answer = [{"ok": True, "value": loss(*case, **slip)} for case in cases]
+        assert _score(spec, "q9_5", answer, expected=expected)[0] == 0.0, slip
+    with pytest.raises(ConfigError, match="unknown reference"):
+        grading.expected_cases("placeholder", cases)
 
 
 def test_cheap_answers_score_zero(spec):

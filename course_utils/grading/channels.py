@@ -18,16 +18,21 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from course_utils.errors import ConfigError
 from course_utils.grading.evaluation import EvaluationCache
 from course_utils.grading.questions import Question, is_number
+from course_utils.grading.references import answer_only_loss
 from course_utils.grading.rules import RULES
 from course_utils.grading.sandbox import Job
 
 Score = tuple[float, str, str]  # points, status, detail
 
 
-def function_cases(rng: random.Random, n: int = 12) -> list[list[list[int]]]:
-    """Binary (y_true, y_pred) pairs drawn for one run; includes a case with no positive prediction."""
+def function_cases(rng: random.Random, n: int = 12, reference: str = "precision_score") -> list[list]:
+    """The random cases one run calls a function answer on: binary ``(y_true, y_pred)`` pairs for the
+    metric questions, ``(logits, labels)`` sequences for the answer-only loss (:func:`answer_only_loss`)."""
+    if reference == "answer_only_loss":
+        return _loss_cases(rng, n)
     cases = []
     for i in range(n):
         size = rng.randint(5, 40)
@@ -38,10 +43,30 @@ def function_cases(rng: random.Random, n: int = 12) -> list[list[list[int]]]:
     return cases
 
 
+def _loss_cases(rng: random.Random, n: int) -> list[list]:
+    """One sequence per case: logits (positions x vocabulary) and labels whose first ``k`` are -100.
+
+    Sizes, the masked prefix and the vocabulary vary per case, so neither a fixed shift nor a
+    constant can match; the last case leaves exactly one answer token in the loss."""
+    cases = []
+    for i in range(n):
+        length, vocab = rng.randint(4, 12), rng.randint(3, 9)
+        masked = length - 2 if i == n - 1 else rng.randint(1, length - 2)
+        logits = [[round(rng.gauss(0.0, 2.0), 4) for _ in range(vocab)] for _ in range(length)]
+        labels = [-100] * masked + [rng.randrange(vocab) for _ in range(length - masked)]
+        cases.append([logits, labels])
+    return cases
+
+
 def expected_cases(reference: str, cases: Sequence) -> list[float]:
+    if reference == "answer_only_loss":
+        return [answer_only_loss(logits, labels) for logits, labels in cases]
     import sklearn.metrics as skm
 
-    fn = getattr(skm, reference)
+    fn = getattr(skm, reference, None)
+    if fn is None:
+        raise ConfigError(f"the spec names an unknown reference {reference!r} for a function question; "
+                          "regenerate it with `python grading/build_spec.py --out DIR`.")
     return [float(fn(t, p, zero_division=0)) for t, p in cases]
 
 
@@ -85,7 +110,7 @@ class ValueChannel(Channel):
 
 class FunctionChannel(Channel):
     def plan(self, question, entry, job, rng, evaluations, seed) -> None:
-        cases = function_cases(rng)
+        cases = function_cases(rng, reference=entry["reference"])
         entry["expected"] = expected_cases(entry["reference"], cases)
         job.functions[question.id] = {"name": question.variable, "cases": cases}
 

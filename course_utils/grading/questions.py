@@ -252,6 +252,37 @@ def _metric_function(sklearn_name: str) -> PublicCheck:
     return check
 
 
+# Public cases for q9_5: (logits, labels) of three short sequences; the grader draws its own per run.
+_PUBLIC_LOSS_CASES: tuple[tuple[list[list[float]], list[int]], ...] = (
+    ([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5], [0.2, 0.3, 0.1], [-1.0, 2.0, 0.0]], [-100, -100, 2, 1]),
+    ([[2.0, 0.0, 0.0, 1.0], [0.0, 1.5, -2.0, 0.5], [1.0, 1.0, 1.0, 1.0], [0.0, -1.0, 3.0, 0.0], [0.5, 0.5, 0.0, 2.0]],
+     [-100, -100, -100, 3, 0]),
+    ([[1.0, 2.0], [3.0, -1.0], [0.0, 0.0]], [-100, 1, 0]),
+)
+
+
+def _loss_function(value, _context):
+    """Compare a learner's answer-only loss with the reference on the public cases, naming the usual slips."""
+    from course_utils.grading.references import answer_only_loss
+
+    if not callable(value):
+        return f"expected a function f(logits, labels), got {type(value).__name__}."
+    for logits, labels in _PUBLIC_LOSS_CASES:
+        expected = answer_only_loss(logits, labels)
+        try:
+            got = value([list(r) for r in logits], list(labels))
+        except Exception as exc:  # the learner's code: report, never crash the notebook
+            return f"calling it on the public case with labels={labels} raised {type(exc).__name__}: {exc}."
+        if hasattr(got, "item") and getattr(got, "shape", None) == ():
+            got = got.item()
+        if not is_number(got):
+            return f"on labels={labels} it returned {got!r:.40}, not a number."
+        if abs(float(got) - expected) > 1e-4:
+            return (f"on labels={labels} it returned {float(got):.4f}; the answer-only loss is {expected:.4f}. "
+                    "Did you shift (logits[:-1] predict labels[1:]) and average over the unmasked positions only?")
+    return None
+
+
 def _floor_on_default_data(floor: float, high: float | None, what: str) -> PublicCheck:
     """The stated floor on the solutions' data; on a grader's variant only the range (the floor is per variant)."""
     strict, loose = _at_least(floor, high, what), _number(0.0, high)
@@ -475,6 +506,12 @@ QUESTIONS: tuple[Question, ...] = (
              "Share of SENTIMENT_REPLIES that are exactly one of the three label words, right or wrong.",
              "Check each reply's membership in ('negative', 'neutral', 'positive').",
              "number", _number(0.0, 1.0)),
+    Question("q9_5", "09_instruction_tuning_a_small_llm", "answer_loss",
+             "answer_loss(logits, labels): the causal language-model loss of one sequence with its prompt masked "
+             "(logits: positions x vocabulary, as nested lists; labels: token ids, -100 where masked).",
+             "Position t predicts token t + 1: compare logits[:-1] with labels[1:], keep the positions whose label is "
+             "not -100, and average their cross-entropy (log-sum-exp of the row minus the row's logit at the label).",
+             "cases", _loss_function, channel="function"),
 )
 
 _BY_ID = {q.id: q for q in QUESTIONS}
