@@ -66,6 +66,19 @@ def bf16_supported(device: torch.device | str | None = None) -> bool:
     return False
 
 
+def fused_adamw_supported(device: torch.device | str) -> bool:
+    """Whether ``torch.optim.AdamW(..., fused=True)`` runs on ``device``: CUDA, and the CPU from torch 2.4.
+
+    One fused kernel updates every parameter instead of a dozen tensor operations per parameter. On the
+    2-core CPU it made full fine-tuning of the offline MiniLM 1.5x faster per sample (36 -> 55 samples/s,
+    batch 8: the AdamW step over 22.7M weights is a large share of a step); LoRA, with few trainable
+    weights, gains little. Used by the course trainer and lesson 08's loop.
+    """
+    kind = torch.device(device).type
+    found = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+    return kind == "cuda" or (kind == "cpu" and found >= (2, 4))
+
+
 @dataclass(frozen=True)
 class Profile:
     """How big the experiments in a lesson may be on this machine."""

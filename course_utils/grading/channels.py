@@ -20,7 +20,8 @@ from typing import Any
 
 from course_utils.errors import ConfigError
 from course_utils.grading.evaluation import EvaluationCache
-from course_utils.grading.questions import Question, is_number
+from course_utils.grading.public_checks import is_number
+from course_utils.grading.questions import Question
 from course_utils.grading.references import answer_only_loss
 from course_utils.grading.rules import RULES
 from course_utils.grading.sandbox import Job

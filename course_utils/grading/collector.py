@@ -5,7 +5,8 @@ object whose repr is that JSON, for the ``user_expressions`` of one execute requ
 this file's text (:func:`course_utils.grading.child.collector_source`) and sends it to the kernel.
 """
 def __course_grader_collect(name):
-    import json, math
+    import json
+    import math
     class _Raw:
         def __init__(self, text): self.text = text
         def __repr__(self): return self.text

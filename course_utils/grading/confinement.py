@@ -78,7 +78,8 @@ class Limits:
 # Interpreters: isolated from the working directory and the environment
 # --------------------------------------------------------------------------------------------
 
-_BOOT = "import runpy, sys; sys.path.insert(0, sys.argv[1]); del sys.argv[:2]; runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+_BOOT = ("import runpy, sys; sys.path.insert(0, sys.argv[1]); del sys.argv[:2]; "
+         "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)")
 
 
 def package_root() -> Path:
@@ -198,7 +199,7 @@ def setup_script(root: Path, workdir: Path, notebook: Path, child_argv: list[str
     owner = f",uid={SANDBOX_UID},gid={SANDBOX_UID}" if as_root else ""
     lines += [f"mkdir -p {w}", f"mount -t tmpfs -o size={int(scratch_mb)}m,mode=0700{owner} cgscratch {w}",
               f"cp {q(str(notebook))} {w}/notebook.ipynb",
-              f"mkdir -p " + " ".join(f"{w}/{sub}" for sub in SCRATCH_FOLDERS)]
+              "mkdir -p " + " ".join(f"{w}/{sub}" for sub in SCRATCH_FOLDERS)]
     if as_root:
         lines.append(f"chown -R {SANDBOX_UID}:{SANDBOX_UID} {w}")
     for dev in ("null", "zero", "random", "urandom", "full"):

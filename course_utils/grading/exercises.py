@@ -12,8 +12,9 @@ stub that keeps only:
 
 Cells tagged ``solution_only`` (explanations of the answer, a final self-test) are left out of the
 exercise. The solution's title, ``# Solution NN · Topic``, becomes ``# Exercises NN · Topic``, so the two
-pages cannot be confused on the website or in its search. Because every answer is reset to ``None`` (or a function returning ``None``), an
-untouched exercise executes top to bottom, its checks print ✗, and it scores zero.
+pages cannot be confused on the website or in its search. Because every answer is reset to ``None`` (or a
+function returning ``None``), an untouched exercise executes top to bottom, its checks print ✗, and it scores
+zero.
 
 Examples:
   course-utils exercises build            # rewrite exercises/ from solutions/
@@ -29,8 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_utils.grading import questions as registry
 from course_utils.errors import ConfigError
+from course_utils.grading import questions as registry
 
 SOLUTION_TAG = "solution"
 SOLUTION_ONLY_TAG = "solution_only"

@@ -20,11 +20,11 @@ The CSV has one row per submission and question:
 
     submission,question,score,max_score,status,detail
 
-status is ok (full marks), wrong, error (the answer raised or the kernel crashed), timeout, missing
-(no such notebook), refused (a symbolic link where a folder or notebook should be) or manual. Every text from a submission is cleaned before it is written: newlines
-and control characters removed, at most 300 characters, and a leading = + - @ or tab escaped with a
-quote so a spreadsheet shows it as text. A crash, a timeout or a missing notebook is recorded and the
-batch goes on.
+status is ok (full marks), wrong, error (the answer raised or the kernel crashed), timeout, missing (no such
+notebook), refused (a symbolic link where a folder or notebook should be) or manual. Every text from a
+submission is cleaned before it is written: newlines and control characters removed, at most 300 characters,
+and a leading = + - @ or tab escaped with a quote so a spreadsheet shows it as text. A crash, a timeout or a
+missing notebook is recorded and the batch goes on.
 
 Examples:
   course-utils grade submissions/ --spec ~/course-private/spec.json --out report.csv
@@ -53,6 +53,7 @@ from course_utils.grading.reports import (
     write_totals,
 )
 from course_utils.grading.rules import RULES
+from course_utils.grading.sandbox import namespace_command
 from course_utils.grading.spec import (
     _REQUIRED,
     SPEC_FORMAT,
@@ -62,7 +63,6 @@ from course_utils.grading.spec import (
     learner_seed,
     load_spec,
 )
-from course_utils.grading.sandbox import namespace_command
 
 __all__ = [
     "CHANNELS", "CSV_COLUMNS", "DEFAULT_TIMEOUT", "DETAIL_LIMIT", "EVALUATION_SETS", "EXPORT_FORMATS", "RULES",

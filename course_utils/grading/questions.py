@@ -12,12 +12,12 @@ of the repository or of its history, and never enters the process that runs a su
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from course_utils.errors import ConfigError
+from course_utils.grading import public_checks as checks
+from course_utils.grading.public_checks import PublicCheck
 from course_utils.labs.practice import LR_BEHAVIOURS
 from course_utils.tuning import DEFAULT_TREE_GRID
 
@@ -52,20 +52,9 @@ MASK_ANSWER = "positive"
 SENTIMENT_GOLD = ("negative", "neutral", "positive", "negative", "neutral", "negative", "positive", "neutral")
 SENTIMENT_REPLIES = ("negative", "Neutral", "positive", "The tweet is negative", "neutral", "positive", "positive.", "neutral")
 
-# The public cases a learner's check runs; deliberately different from the grading inputs.
-_PUBLIC_METRIC_CASES: tuple[tuple[list[int], list[int]], ...] = (
-    ([1, 0, 1, 1, 0, 1], [1, 1, 1, 0, 0, 1]),
-    ([0, 1, 1, 0, 1, 1, 0, 0], [0, 1, 0, 0, 1, 1, 1, 0]),
-    ([1, 1, 0, 0], [0, 0, 0, 0]),
-)
-
-
 # --------------------------------------------------------------------------------------------
 # The question type
 # --------------------------------------------------------------------------------------------
-
-PublicCheck = Callable[[Any, Mapping[str, Any]], "str | None"]
-
 
 @dataclass(frozen=True)
 class Question:
@@ -104,224 +93,8 @@ class Question:
 
 
 # --------------------------------------------------------------------------------------------
-# Building blocks of public checks (each returns None or what is wrong)
+# The dataset plan's check (its constants live above); the other building blocks: public_checks.py
 # --------------------------------------------------------------------------------------------
-
-
-def is_number(value: Any) -> bool:
-    """A real, finite number; bools are excluded because ``True == 1`` would hide a wrong answer."""
-    if isinstance(value, bool) or value is None:
-        return False
-    try:
-        return math.isfinite(float(value)) and not isinstance(value, (str, bytes))
-    except (TypeError, ValueError):
-        return False
-
-
-def _number(low: float | None = None, high: float | None = None, integer: bool = False) -> PublicCheck:
-    def check(value, _context):
-        if not is_number(value):
-            return f"expected a number, got {type(value).__name__} {value!r:.60}."
-        if integer and float(value) != int(float(value)):
-            return f"expected a whole number, got {value!r}."
-        if low is not None and float(value) < low:
-            return f"{value!r} is below {low}, which cannot be right here."
-        if high is not None and float(value) > high:
-            return f"{value!r} is above {high}, which cannot be right here."
-        return None
-
-    return check
-
-
-def _at_least(floor: float, high: float | None = None, what: str = "the score") -> PublicCheck:
-    inner = _number(0.0, high)
-
-    def check(value, context):
-        problem = inner(value, context)
-        if problem:
-            return problem
-        if float(value) < floor:
-            return f"{what} is {float(value):.4f}; the exercise asks for at least {floor}."
-        return None
-
-    return check
-
-
-def _choice(options: Sequence[Any]) -> PublicCheck:
-    def check(value, _context):
-        if isinstance(value, str):
-            value = value.strip().lower()
-        if value not in [o.lower() if isinstance(o, str) else o for o in options] or isinstance(value, bool):
-            return f"{value!r} is not one of the allowed answers {list(options)}."
-        return None
-
-    return check
-
-
-def _boolean(value, _context):
-    return None if isinstance(value, bool) else f"expected True or False, got {type(value).__name__} {value!r:.40}."
-
-
-def _letters(options: Sequence[str]) -> PublicCheck:
-    def check(value, _context):
-        if isinstance(value, str) or not isinstance(value, (set, frozenset, list, tuple)):
-            return "expected a set of letters such as {'a', 'b'}."
-        letters = [str(v).strip().lower() for v in value]
-        unknown = sorted(set(letters) - set(options))
-        if unknown:
-            return f"{unknown} are not scenario letters; choose from {sorted(options)}."
-        if not letters:
-            return "the set is empty: at least one scenario is fine-tuning."
-        return None
-
-    return check
-
-
-def _number_map(keys: Sequence[float], low: float = 0.0) -> PublicCheck:
-    def check(value, _context):
-        if not isinstance(value, Mapping):
-            return "expected a dict {learning_rate: final_loss}."
-        found = {}
-        for k, v in value.items():
-            try:
-                found[float(k)] = v
-            except (TypeError, ValueError):
-                return f"key {k!r} is not a learning rate."
-        missing = [k for k in keys if k not in found]
-        if missing:
-            return f"missing learning rate(s) {missing}; the dict needs exactly {list(keys)}."
-        for k in keys:
-            if not is_number(found[k]) or float(found[k]) < low:
-                return f"the value for {k} should be a final training loss (a non-negative number), got {found[k]!r:.40}."
-        return None
-
-    return check
-
-
-def _named_numbers(names: Sequence[str], low: float = 0.0, high: float = 1.0) -> PublicCheck:
-    def check(value, _context):
-        if not isinstance(value, Mapping):
-            return f"expected a dict with keys {list(names)}."
-        missing = [n for n in names if n not in value]
-        if missing:
-            return f"missing key(s) {missing}."
-        for n in names:
-            if not is_number(value[n]) or not low <= float(value[n]) <= high:
-                return f"{n!r} should be a number between {low} and {high}, got {value[n]!r:.40}."
-        return None
-
-    return check
-
-
-def _grid_params(grid: Mapping[str, Sequence[Any]]) -> PublicCheck:
-    def check(value, _context):
-        if not isinstance(value, Mapping):
-            return "expected a dict such as search.best_params_."
-        if set(value) != set(grid):
-            return f"keys are {sorted(value)}; expected exactly {sorted(grid)} (use search.best_params_)."
-        for name, options in grid.items():
-            if value[name] not in options:
-                return f"{name}={value[name]!r} is not in the grid {options}."
-        return None
-
-    return check
-
-
-def _metric_function(sklearn_name: str) -> PublicCheck:
-    """Compare a learner's binary metric with scikit-learn's on the public cases."""
-
-    def check(value, _context):
-        if not callable(value):
-            return f"expected a function f(y_true, y_pred), got {type(value).__name__}."
-        import sklearn.metrics as skm
-
-        reference = getattr(skm, sklearn_name)
-        for y_true, y_pred in _PUBLIC_METRIC_CASES:
-            expected = float(reference(y_true, y_pred, zero_division=0))
-            try:
-                got = value(list(y_true), list(y_pred))
-            except Exception as exc:  # the learner's code: report, never crash the notebook
-                return f"calling it on y_true={y_true}, y_pred={y_pred} raised {type(exc).__name__}: {exc}."
-            if not is_number(got):
-                return f"on y_true={y_true}, y_pred={y_pred} it returned {got!r:.40}, not a number."
-            if abs(float(got) - expected) > 1e-9:
-                return (f"on y_true={y_true}, y_pred={y_pred} it returned {float(got):.4f}; "
-                        f"scikit-learn's {sklearn_name} gives {expected:.4f}.")
-        return None
-
-    return check
-
-
-# Public cases for q9_5: (logits, labels) of three short sequences; the grader draws its own per run.
-_PUBLIC_LOSS_CASES: tuple[tuple[list[list[float]], list[int]], ...] = (
-    ([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5], [0.2, 0.3, 0.1], [-1.0, 2.0, 0.0]], [-100, -100, 2, 1]),
-    ([[2.0, 0.0, 0.0, 1.0], [0.0, 1.5, -2.0, 0.5], [1.0, 1.0, 1.0, 1.0], [0.0, -1.0, 3.0, 0.0], [0.5, 0.5, 0.0, 2.0]],
-     [-100, -100, -100, 3, 0]),
-    ([[1.0, 2.0], [3.0, -1.0], [0.0, 0.0]], [-100, 1, 0]),
-)
-
-
-def _loss_function(value, _context):
-    """Compare a learner's answer-only loss with the reference on the public cases, naming the usual slips."""
-    from course_utils.grading.references import answer_only_loss
-
-    if not callable(value):
-        return f"expected a function f(logits, labels), got {type(value).__name__}."
-    for logits, labels in _PUBLIC_LOSS_CASES:
-        expected = answer_only_loss(logits, labels)
-        try:
-            got = value([list(r) for r in logits], list(labels))
-        except Exception as exc:  # the learner's code: report, never crash the notebook
-            return f"calling it on the public case with labels={labels} raised {type(exc).__name__}: {exc}."
-        if hasattr(got, "item") and getattr(got, "shape", None) == ():
-            got = got.item()
-        if not is_number(got):
-            return f"on labels={labels} it returned {got!r:.40}, not a number."
-        if abs(float(got) - expected) > 1e-4:
-            return (f"on labels={labels} it returned {float(got):.4f}; the answer-only loss is {expected:.4f}. "
-                    "Did you shift (logits[:-1] predict labels[1:]) and average over the unmasked positions only?")
-    return None
-
-
-def _floor_on_default_data(floor: float, high: float | None, what: str) -> PublicCheck:
-    """The stated floor on the solutions' data; on a grader's variant only the range (the floor is per variant)."""
-    strict, loose = _at_least(floor, high, what), _number(0.0, high)
-
-    def check(value, context):
-        from course_utils.grading.variants import variant_seed
-
-        return strict(value, context) if variant_seed() == 0 else loose(value, context)
-
-    return check
-
-
-def _threshold(target_recall: float) -> PublicCheck:
-    """Range check, plus recall on the learner's own data when ``y_true=`` and ``scores=`` are given."""
-    inner = _number(0.0, 1.0)
-
-    def check(value, context):
-        problem = inner(value, context)
-        if problem:
-            return problem
-        if "y_true" in context and "scores" in context:
-            from course_utils.metrics import metrics_at_threshold
-
-            m = metrics_at_threshold(context["y_true"], context["scores"], float(value))
-            if m["recall"] < target_recall:
-                return f"at threshold {float(value):.4f} recall is {m['recall']:.3f}; the task needs at least {target_recall}."
-            if float(value) <= 0.0:
-                return "threshold 0 flags every patient: recall is perfect and useless. Find the highest threshold that still reaches the recall."
-        return None
-
-    return check
-
-
-def _fewer_than_total(value, context):
-    """A positive whole number; with ``n_total=`` also smaller than the whole model."""
-    problem = _number(1, None, integer=True)(value, context)
-    if problem is None and "n_total" in context and int(value) >= int(context["n_total"]):
-        return f"{int(value):,} is not fewer than the model's {int(context['n_total']):,} parameters: is the body really frozen?"
-    return problem
 
 
 def _dataset_plan(value, _context):
@@ -357,18 +130,18 @@ QUESTIONS: tuple[Question, ...] = (
     Question("q1_1", "01_what_is_fine_tuning", "frozen_trainable_params",
              "How many parameters stay trainable after freezing the pre-trained body and adding a new 5-class head?",
              "Only the new head should have requires_grad=True: sum p.numel() over those parameters.",
-             "number", _fewer_than_total),
+             "number", checks.fewer_than_total),
     Question("q1_2", "01_what_is_fine_tuning", "new_task_accuracy",
              "New-task test accuracy with 5 labels per digit: from scratch vs fine-tuned.",
              "Run compare_strategies on make_digit_tasks(labels_per_class=5) and read run.final('new_task_acc').",
-             "number_map", _named_numbers(["from scratch", "fine-tune (small lr)"])),
+             "number_map", checks.named_numbers(["from scratch", "fine-tune (small lr)"])),
     Question("q1_3", "01_what_is_fine_tuning", "fine_tuning_helped",
              "Did starting from the pre-trained body beat training from scratch?",
-             "Compare the two accuracies you just measured.", "exact", _boolean),
+             "Compare the two accuracies you just measured.", "exact", checks.boolean),
     Question("q1_4", "01_what_is_fine_tuning", "fine_tuning_scenarios",
              "Which scenarios are fine-tuning?",
              "Fine-tuning starts from pre-trained weights AND trains them further on the new task's data.",
-             "set", _letters(sorted(SCENARIOS))),
+             "set", checks.letters(sorted(SCENARIOS))),
     # 02 -- selecting and cleaning a dataset
     Question("q2_1", "02_selecting_custom_datasets", "dataset_plan",
              "Describe a task and three distinct types of data to collect for it, with where each comes from.",
@@ -377,54 +150,54 @@ QUESTIONS: tuple[Question, ...] = (
     Question("q2_2", "02_selecting_custom_datasets", "n_duplicates_removed",
              "How many tweets does de-duplication remove after fixing mojibake and normalising URLs/handles?",
              "clean_tweets returns one StepReport per step; read rows_removed of the drop_duplicates step.",
-             "number", _number(0, 38_158, integer=True)),
+             "number", checks.number(0, 38_158, integer=True)),
     Question("q2_3", "02_selecting_custom_datasets", "n_leaked_pairs_raw",
              "How many texts does check_leakage find in more than one split if you split the raw, uncleaned corpus?",
              "split_dataset(raw, **variant_data('splits')) (seed 42 here; the grader gives you your own), "
              "then check_leakage(splits).n_pairs.",
-             "number", _number(0, None, integer=True)),
+             "number", checks.number(0, None, integer=True)),
     # 03 -- hyperparameters
     Question("q3_1", "03_hyperparameter_tuning", "final_losses",
              "Final training loss after 15 epochs with learning rate 0.01 and with 0.1.",
              "lr_experiment(lr) returns the loss per epoch; the final loss is its last value: {0.01: ..., 0.1: ...}.",
-             "number_map", _number_map([0.01, 0.1])),
+             "number_map", checks.number_map([0.01, 0.1])),
     Question("q3_2", "03_hyperparameter_tuning", "high_lr_behaviour",
              "What did the loss do with learning rate 0.1?",
              f"Plot or print both loss curves epoch by epoch; choose one of {list(LR_BEHAVIOURS)}.",
-             "exact", _choice(LR_BEHAVIOURS)),
+             "exact", checks.choice(LR_BEHAVIOURS)),
     Question("q3_3", "03_hyperparameter_tuning", "best_params",
              "best_params_ of GridSearchCV over the decision tree grid with cv=5.",
              "GridSearchCV(DecisionTreeClassifier(random_state=0), TREE_GRID, cv=5).fit(X_train, y_train).best_params_",
-             "params", _grid_params(TREE_GRID), points=2.0),
+             "params", checks.grid_params(TREE_GRID), points=2.0),
     Question("q3_4", "03_hyperparameter_tuning", "tree_val_accuracy",
              f"Validation accuracy of the best tree (at least {TREE_TEST_ACCURACY_FLOOR}); the grader scores the "
              "submitted tree on its own test inputs.",
              "Score search.best_estimator_ on data.X_val, data.y_val (the test set is for the last cell only), and "
              "submit_model('q3_4', search.best_estimator_) so the grader can score it too.",
-             "artefact_accuracy", _at_least(TREE_TEST_ACCURACY_FLOOR, 1.0, "validation accuracy"),
+             "artefact_accuracy", checks.at_least(TREE_TEST_ACCURACY_FLOOR, 1.0, "validation accuracy"),
              channel="artefact", evaluation="breast_cancer_test"),
     # 04 -- metrics
     Question("q4_1", "04_evaluation_metrics", "accuracy_80",
              "Accuracy of a classifier with 80 correct predictions out of 100.",
              "accuracy = correct / total; compute it from y_true_100 and y_pred_100 with your own function.",
-             "number", _number(0.0, 1.0)),
+             "number", checks.number(0.0, 1.0)),
     Question("q4_2", "04_evaluation_metrics", "precision",
              "precision(y_true, y_pred) from scratch (positive class 1; 0 when nothing is predicted positive).",
              "precision = TP / (TP + FP); guard the division when TP + FP == 0.",
-             "cases", _metric_function("precision_score"), channel="function"),
+             "cases", checks.metric_function("precision_score"), channel="function"),
     Question("q4_3", "04_evaluation_metrics", "recall",
              "recall(y_true, y_pred) from scratch.",
-             "recall = TP / (TP + FN).", "cases", _metric_function("recall_score"), channel="function"),
+             "recall = TP / (TP + FN).", "cases", checks.metric_function("recall_score"), channel="function"),
     Question("q4_4", "04_evaluation_metrics", "f1",
              "f1(y_true, y_pred) from scratch.",
              "F1 = 2PR / (P + R), and 0 when P + R == 0; reuse your precision and recall.",
-             "cases", _metric_function("f1_score"), channel="function"),
+             "cases", checks.metric_function("f1_score"), channel="function"),
     Question("q4_5", "04_evaluation_metrics", "threshold",
              f"The highest decision threshold that reaches recall >= {TARGET_RECALL} for malignant tumours on the "
              "validation set (chosen there; the test set only confirms it, once).",
              "Sort the thresholds from high to low and keep the first whose recall reaches the target "
              "(course_utils.metrics.threshold_for_recall does exactly this). Pass y_true= and scores= to check it.",
-             "threshold", _threshold(TARGET_RECALL), points=2.0),
+             "threshold", checks.threshold(TARGET_RECALL), points=2.0),
     # 05 -- BERT
     Question("q5_1", "05_fine_tuning_bert", "val_macro_f1",
              f"Validation macro-F1 of the fine-tuned offline BERT (at least {BERT_MACRO_F1_FLOOR}); the grader scores "
@@ -432,86 +205,86 @@ QUESTIONS: tuple[Question, ...] = (
              "Trainer(TrainConfig(epochs=2, max_length=64, batch_size=32, learning_rate=...)).fit(train_df, val_df), "
              "then .evaluate(val_df)['macro_f1'], and submit_model('q5_1', trainer) so the grader can score it too. "
              "If it is low, compare learning rates on validation, never on the test tweets.",
-             "artefact_macro_f1", _at_least(BERT_MACRO_F1_FLOOR, 1.0, "validation macro-F1"), points=2.0,
+             "artefact_macro_f1", checks.at_least(BERT_MACRO_F1_FLOOR, 1.0, "validation macro-F1"), points=2.0,
              channel="artefact", evaluation="tweets_test"),
     Question("q5_2", "05_fine_tuning_bert", "n_test_examples",
              f"How many tweets the test score is measured on (at least {BERT_MIN_TEST_EXAMPLES}).",
              "A score on two examples is an anecdote: report len(test_df) of the held-out set you evaluated.",
-             "number", _at_least(BERT_MIN_TEST_EXAMPLES, None, "the test set size")),
+             "number", checks.at_least(BERT_MIN_TEST_EXAMPLES, None, "the test set size")),
     # 06 -- overfitting
     Question("q6_1", "06_overfitting_and_best_practices", "best_epoch",
              "The epoch (counted from 1) with the lowest validation loss: where early stopping should keep the weights.",
-             "1 + the index of the smallest value in history.val_loss.", "number", _number(1, 60, integer=True)),
+             "1 + the index of the smallest value in history.val_loss.", "number", checks.number(1, 60, integer=True)),
     Question("q6_2", "06_overfitting_and_best_practices", "best_val_loss",
              "The validation loss at that epoch.",
-             "history.val_loss[best_epoch - 1].", "number", _number(0.0, None)),
+             "history.val_loss[best_epoch - 1].", "number", checks.number(0.0, None)),
     Question("q6_3", "06_overfitting_and_best_practices", "cv_mean_accuracy",
              "Mean 5-fold cross-validated accuracy of DecisionTreeClassifier(random_state=0) on the wine data.",
              "cross_val_score(model, X, y, **variant_data('cv')).mean(): cv=5 here; the grader gives you your own "
-             "shuffled folds.", "number", _number(0.0, 1.0)),
+             "shuffled folds.", "number", checks.number(0.0, 1.0)),
     # 07 -- real-world applications
     Question("q7_1", "07_real_world_applications", "majority_accuracy",
              "Test accuracy of a 'model' that calls every transaction legitimate.",
              "It predicts 0 everywhere: the accuracy is the share of legitimate transactions in y_test.",
-             "number", _number(0.0, 1.0)),
+             "number", checks.number(0.0, 1.0)),
     Question("q7_2", "07_real_world_applications", "fraud_val_average_precision",
              f"Average precision of the logistic regression on the fraud validation set (at least {FRAUD_AP_FLOOR}); "
              "the grader scores the submitted model on rows of its own.",
              "average_precision_score(fraud.y_val, model.predict_proba(fraud.X_val)[:, 1]) -- scores, not hard "
              "labels; then submit_model('q7_2', fraud_model) so the grader can score it too.",
-             "artefact_average_precision", _floor_on_default_data(FRAUD_AP_FLOOR, 1.0, "validation average precision"),
+             "artefact_average_precision", checks.floor_on_default_data(FRAUD_AP_FLOOR, 1.0, "validation average precision"),
              channel="artefact", evaluation="fraud_test"),
     Question("q7_3", "07_real_world_applications", "fraud_metric",
              "Which metric should decide between fraud models?",
              f"One of {list(FRAUD_METRICS)}: which one did the do-nothing model score well on?",
-             "exact", _choice(FRAUD_METRICS)),
+             "exact", checks.choice(FRAUD_METRICS)),
     # 08 -- parameter-efficient fine-tuning
     Question("q8_1", "08_parameter_efficient_fine_tuning", "lora_trainable_params",
              "How many parameters are trainable after get_peft_model with LoraConfig(task_type=SEQ_CLS, r=8, "
              "lora_alpha=16, target_modules=['query', 'value']) on the offline BERT with two labels?",
              "Sum p.numel() over the parameters with requires_grad (print_trainable_parameters() agrees): "
              "every A and B, plus the new classifier head that peft trains and saves with the adapter.",
-             "number", _fewer_than_total),
+             "number", checks.fewer_than_total),
     Question("q8_2", "08_parameter_efficient_fine_tuning", "initial_update_rank",
              "The rank of the update B @ A of the first layer's query projection right after wrapping, before any training.",
              "torch.linalg.matrix_rank(B @ A) with A = query.lora_A['default'].weight and B = query.lora_B['default'].weight; "
              "look at how B starts.",
-             "number", _number(0, LORA_EXERCISE["r"], integer=True)),
+             "number", checks.number(0, LORA_EXERCISE["r"], integer=True)),
     Question("q8_3", "08_parameter_efficient_fine_tuning", "lora_scaling",
              "The factor that layer multiplies B @ A by before adding it to W x.",
              "Read query.scaling['default'] and compare it with lora_alpha / r.",
-             "number", _number(0.0, None)),
+             "number", checks.number(0.0, None)),
     Question("q8_4", "08_parameter_efficient_fine_tuning", "lora_val_macro_f1",
              f"Validation macro-F1 of the offline BERT fine-tuned with LoRA by the course trainer "
              f"(TrainConfig(lora_r=8)), at least {BERT_MACRO_F1_FLOOR}; the learning rate chosen on validation.",
              "Try the learning rates the cell lists, keep the best on validation, then "
              "submit_model('q8_4', lora_trainer): the grader scores that model on test tweets it keeps, and checks "
              f"that it trains at most {LORA_MAX_TRAINABLE_SHARE:.0%} of its weights.",
-             "artefact_macro_f1", _at_least(BERT_MACRO_F1_FLOOR, 1.0, "validation macro-F1"), points=2.0,
+             "artefact_macro_f1", checks.at_least(BERT_MACRO_F1_FLOOR, 1.0, "validation macro-F1"), points=2.0,
              channel="artefact", evaluation="tweets_test"),
     # 09 -- instruction tuning a small LLM
     Question("q9_1", "09_instruction_tuning_a_small_llm", "n_prompt_tokens",
              "How many tokens of the encoded MASK_TWEET example are masked with -100 (the whole chat prompt).",
              "apply_chat_template(messages, add_generation_prompt=True) gives the prompt; count its token ids.",
-             "number", _number(1, 200, integer=True)),
+             "number", checks.number(1, 200, integer=True)),
     Question("q9_2", "09_instruction_tuning_a_small_llm", "n_loss_tokens",
              "How many tokens of that example the loss counts.",
              "The answer word and the end-of-turn token that follows it: the labels that are not -100.",
-             "number", _number(1, 10, integer=True)),
+             "number", checks.number(1, 10, integer=True)),
     Question("q9_3", "09_instruction_tuning_a_small_llm", "exact_match",
              "Exact-match accuracy of SENTIMENT_REPLIES against SENTIMENT_GOLD.",
              "A reply counts only if it is exactly the gold word: 'Neutral' and 'positive.' do not.",
-             "number", _number(0.0, 1.0)),
+             "number", checks.number(0.0, 1.0)),
     Question("q9_4", "09_instruction_tuning_a_small_llm", "valid_format",
              "Share of SENTIMENT_REPLIES that are exactly one of the three label words, right or wrong.",
              "Check each reply's membership in ('negative', 'neutral', 'positive').",
-             "number", _number(0.0, 1.0)),
+             "number", checks.number(0.0, 1.0)),
     Question("q9_5", "09_instruction_tuning_a_small_llm", "answer_loss",
              "answer_loss(logits, labels): the causal language-model loss of one sequence with its prompt masked "
              "(logits: positions x vocabulary, as nested lists; labels: token ids, -100 where masked).",
              "Position t predicts token t + 1: compare logits[:-1] with labels[1:], keep the positions whose label is "
              "not -100, and average their cross-entropy (log-sum-exp of the row minus the row's logit at the label).",
-             "cases", _loss_function, channel="function"),
+             "cases", checks.loss_function, channel="function"),
 )
 
 _BY_ID = {q.id: q for q in QUESTIONS}

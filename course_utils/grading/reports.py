@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,8 @@ def write_json(reports: Sequence[NotebookReport], path: str | os.PathLike, limit
     atomic_write(path, json.dumps(data, indent=2))
 
 
-def write_totals(reports: Sequence[NotebookReport], path: str | os.PathLike, fmt: str = "plain", assignment: str = "Exercises") -> None:
+def write_totals(reports: Sequence[NotebookReport], path: str | os.PathLike, fmt: str = "plain",
+                 assignment: str = "Exercises") -> None:
     """One row per learner for an LMS import.
 
     * ``plain``: ``learner,score,max_score,manual_pending``;
@@ -155,7 +156,8 @@ def write_totals(reports: Sequence[NotebookReport], path: str | os.PathLike, fmt
             for learner, t in table.items():
                 writer.writerow([clean_text(learner, 100), f"{t['score']:g}"])
         else:
-            writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", f"{clean_text(assignment, 80)} ({top:g})"])
+            writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section",
+                             f"{clean_text(assignment, 80)} ({top:g})"])
             writer.writerow(["Points Possible", "", "", "", "", f"{top:g}"])
             for learner, t in table.items():
                 name = clean_text(learner, 100)

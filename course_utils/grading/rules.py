@@ -11,7 +11,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from course_utils.grading.questions import is_number
+from course_utils.grading.public_checks import is_number
+
 
 def _plain_float(value: Any) -> float | None:
     if isinstance(value, dict) and "__float__" in value:
@@ -70,7 +71,8 @@ def _rule_number_map(value, entry):
         return 0.0, "expected a dict"
     got = {_map_key(k): v for k, v in value.items()}
     expected = {_map_key(k): v for k, v in entry["expected"].items()}
-    wrong = [k for k, v in expected.items() if _plain_float(got.get(k)) is None or not _close(_plain_float(got[k]), float(v), entry)]
+    wrong = [k for k, v in expected.items()
+             if _plain_float(got.get(k)) is None or not _close(_plain_float(got[k]), float(v), entry)]
     return 1.0 - len(wrong) / len(expected), (f"wrong or missing for {len(wrong)} of {len(expected)} keys" if wrong else "")
 
 
@@ -134,7 +136,8 @@ def _artefact_rule(metric: Callable[[list, list], float], name: str):
         except Exception as exc:  # noqa: BLE001 - predictions of the wrong kind
             return 0.0, f"the predictions could not be scored ({type(exc).__name__})"
         floor = float(entry["floor"])
-        return (1.0 if score >= floor else 0.0), f"{name} {score:.4f} of the submitted model on the grader's inputs (floor {floor:g})"
+        detail = f"{name} {score:.4f} of the submitted model on the grader's inputs (floor {floor:g})"
+        return (1.0 if score >= floor else 0.0), detail
 
     return rule
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from course_utils.data import label_ids, validate_labelled_frame
-from course_utils.device import bf16_supported, configure_threads, get_device
+from course_utils.device import bf16_supported, configure_threads, fused_adamw_supported, get_device
 from course_utils.errors import ConfigError, DataError, TrainingError
 from course_utils.models import quiet_transformers
 from course_utils.training import checkpoints
@@ -49,11 +49,6 @@ from course_utils.training.history import History, Predictions
 from course_utils.training.lora import add_lora
 
 __all__ = ["Trainer"]
-
-
-def _torch_at_least(major: int, minor: int) -> bool:
-    found = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
-    return found >= (major, minor)
 
 
 class Trainer:
@@ -170,7 +165,7 @@ class Trainer:
                 (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
         groups = [{"params": decay, "weight_decay": self.config.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
-        fused = self.device.type == "cuda" or (self.device.type == "cpu" and _torch_at_least(2, 4))
+        fused = fused_adamw_supported(self.device)
         return torch.optim.AdamW(groups, lr=self.config.learning_rate, **({"fused": True} if fused else {}))
 
     # -- training ---------------------------------------------------------------------------------------
