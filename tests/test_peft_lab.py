@@ -22,6 +22,7 @@ from course_utils.labs.peft_lab import (
     parameter_counts,
     predict_labels,
     predict_logits,
+    relative_update,
     train_classifier,
     tweet_task,
 )
@@ -155,6 +156,21 @@ def test_rslora_scales_by_the_square_root_of_the_rank(tiny):
     _, base = tiny
     assert lora_delta(make_model(base, "lora", r=4, alpha=8, rslora=True))[1] == pytest.approx(8 / 4**0.5)
     assert lora_delta(make_model(base, "lora", r=4, alpha=8))[1] == pytest.approx(8 / 4)
+
+
+def test_relative_update_is_zero_at_the_start_and_grows_with_rank_only_under_the_default_scaling(tiny, frame):
+    _, base = tiny
+    tokenizer = tiny[0]
+    assert relative_update(make_model(base, "lora", r=4)) == 0.0   # B starts at zero
+    sizes = {}
+    for r, rslora in [(4, False), (16, False), (4, True), (16, True)]:
+        model = make_model(base, "lora", r=r, alpha=4 if rslora else None, rslora=rslora, seed=0)  # 2 at r=4 either way
+        train_classifier(model, tokenizer, frame.iloc[:32], LABELS, epochs=1, lr=1e-2, batch_size=8, seed=0)
+        sizes[r, rslora] = relative_update(model)
+    default_ratio, rs_ratio = sizes[16, False] / sizes[4, False], sizes[16, True] / sizes[4, True]
+    assert default_ratio > 1.5 > rs_ratio, sizes   # predicted: sqrt(16 / 4) = 2 by default, 1 with rsLoRA
+    with pytest.raises(ConfigError, match="no LoRA adapter"):
+        relative_update(make_model(base, "head"))
 
 
 def test_early_stopping_keeps_the_best_epoch_and_stops(tiny, frame):
