@@ -87,3 +87,32 @@ def load_benchmark():
         spec.loader.exec_module(module)
         return module
     return _load
+
+
+@pytest.fixture(scope="session")
+def llm_tokenizer():
+    """The offline LLM's real tokenizer and chat template (read from the GGUF file, no weights)."""
+    from transformers import AutoTokenizer
+
+    from course_utils import models
+
+    gguf = models.offline_llm_file()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(llm_tokenizer):
+    """Make a random two-layer Llama with the offline LLM's vocabulary: lesson 09's architecture in miniature."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    def make(seed: int = 0):
+        torch.manual_seed(seed)
+        config = LlamaConfig(vocab_size=len(llm_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, pad_token_id=llm_tokenizer.pad_token_id)
+        return LlamaForCausalLM(config).eval()
+
+    return make

@@ -128,32 +128,19 @@ def test_shorten_cuts_long_texts_and_keeps_short_ones(tokenizer):
         instruct.shorten(tokenizer, "x", 0)
 
 
-class _Scorer(torch.nn.Module):
-    """A stand-in causal LM: at the last position it favours ``long_id`` for long prompts, ``short_id`` otherwise."""
-
-    def __init__(self, long_id, short_id, vocab, cut=40):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(1))
-        self.long_id, self.short_id, self.vocab, self.cut, self.seen = long_id, short_id, vocab, cut, []
-
-    def forward(self, input_ids, attention_mask, logits_to_keep):
-        self.seen.append((attention_mask[:, 0].tolist(), logits_to_keep))
-        logits = torch.zeros(input_ids.shape[0], 1, self.vocab)
-        for row, n_real in enumerate(attention_mask.sum(dim=1).tolist()):
-            logits[row, 0, self.long_id if n_real > self.cut else self.short_id] = 5.0
-        return type("Out", (), {"logits": logits})
-
-
-def test_label_logprobs_scores_the_label_words_and_keeps_the_order(tokenizer):
-    neg, pos = (tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in ("negative", "positive"))
-    long_tweet = "a much longer tweet than the other one, " * 4
-    conversations = [instruct.chat_messages(long_tweet), instruct.chat_messages("fine")]
-    model = _Scorer(long_id=neg, short_id=pos, vocab=len(tokenizer))
-    logprobs = instruct.label_logprobs(model, tokenizer, conversations, labels=("negative", "positive"), batch_size=2)
-    assert logprobs.shape == (2, 2) and (logprobs < 0).all()
-    assert instruct.likelihood_predictions(logprobs, ("negative", "positive")) == ["negative", "positive"]
-    padding, kept = model.seen[0]
-    assert kept == 1 and padding == [0, 1]  # sorted by length and left-padded: the short prompt first, padded
+def test_label_logprobs_equal_a_full_forward_pass_and_keep_the_order(tokenizer, tiny_llama):
+    model = tiny_llama()
+    conversations = [instruct.chat_messages("a much longer tweet than the other one, " * 4), instruct.chat_messages("fine")]
+    labels = ("negative", "positive")
+    logprobs = instruct.label_logprobs(model, tokenizer, conversations, labels=labels, batch_size=2)
+    ids = [tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in labels]
+    for row, conversation in enumerate(conversations):   # one at a time: no padding at all
+        prompt = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, return_tensors="pt",
+                                               return_dict=True)
+        with torch.no_grad():
+            expected = model(**prompt).logits[0, -1].log_softmax(-1)[ids]
+        assert torch.allclose(logprobs[row], expected, atol=1e-4)
+    assert instruct.likelihood_predictions(logprobs, labels) == [labels[i] for i in logprobs.argmax(1).tolist()]
     with pytest.raises(ConfigError, match="distinct tokens"):
         instruct.label_logprobs(model, tokenizer, conversations, labels=("negative", "negative"))
     with pytest.raises(DataError, match="one column per label"):

@@ -18,7 +18,8 @@ lesson  modules
 06      ``overfitting`` (noise, selection bias, early stopping), ``loop``
 07      ``applications`` (healthcare, fraud, drift, recommendation), ``loop``
 08      ``peft_lab`` (LoRA against full fine-tuning), ``corpus``
-09      ``instruct`` (chat prompts, answer-only loss, generation), ``bert_lab`` (bootstrap intervals)
+09      ``instruct`` (chat prompts, answer-only loss, generation, likelihood scoring),
+        ``llm_classifier`` (a head on the last token), ``bert_lab`` (bootstrap intervals)
 ======  ==================================================================================
 
 ``loop`` is what every lab shares: :class:`~course_utils.labs.loop.ArraySplits`, the one
@@ -35,7 +36,7 @@ LESSON_MODULES: dict[str, tuple[str, ...]] = {
     "06": ("overfitting", "loop"),
     "07": ("applications", "loop"),
     "08": ("peft_lab", "corpus"),
-    "09": ("instruct", "bert_lab"),
+    "09": ("instruct", "llm_classifier", "bert_lab"),
 }
 
 __all__ = ["LESSON_MODULES"]

@@ -14,13 +14,17 @@ writes the training loop and shows the loss mask; this module holds what is not 
 * :func:`score_answers` -- exact match, valid-format rate and a lenient accuracy;
 * :func:`shorten` -- a text cut to a number of tokens (long tweets are shortened, never dropped);
 * :func:`label_logprobs` / :func:`likelihood_predictions` -- the sentiment read from the label words'
-  probabilities in one forward pass per example: what the model knows, apart from its format.
+  probabilities in one forward pass per example: what the model knows, apart from its format;
+* :func:`last_token_states` / :func:`logprobs_from_states` -- the same pass in two halves: the hidden state
+  the model answers from, then its language-model head (the classifier route of section 11 reuses the first).
 
 Taught in lesson 09 (instruction tuning a small LLM).
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import re
 from collections.abc import Sequence
 
@@ -39,9 +43,13 @@ __all__ = [
     "fast_bf16",
     "few_shot_messages",
     "generate_answers",
+    "decoder_body",
     "label_logprobs",
+    "last_token_states",
+    "logprobs_from_states",
     "likelihood_predictions",
     "pad_batch",
+    "prompt_batches",
     "score_answers",
     "shorten",
     "token_view",
@@ -233,42 +241,139 @@ def _first_tokens(tokenizer, labels: Sequence[str]) -> list[int]:
     return [f[0] for f in firsts]
 
 
+def prompt_batches(tokenizer, conversations: Sequence[list[dict]], batch_size: int, device):
+    """Yield ``(rows, batch)``: the conversations as prompts with the assistant's turn opened, left-padded.
+
+    With left padding the last position of every row is its prompt's last token, the one a causal model
+    answers from: :func:`course_utils.labs.llm_classifier.predict_last_token` reads its head there, and
+    :func:`last_token_states` the hidden state (when the prompts share no prefix worth caching). Prompts are batched by
+    length (little compute goes to padding); ``rows`` are the indices of the batch's conversations.
+    """
+    if not conversations:
+        raise DataError("no conversations to score.")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be positive, got {batch_size}.")
+    prompts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = tokenizer([prompts[i] for i in rows], return_tensors="pt", padding=True, padding_side="left",
+                          add_special_tokens=False)
+        yield rows, batch.to(device)
+
+
+#: A shared prefix shorter than this is not worth a cache (lesson 09's system turn is about 25 tokens).
+MIN_SHARED_PREFIX = 8
+
+
+def _shared_prefix(id_lists: Sequence[list[int]]) -> int:
+    """Length of the token prefix every list starts with, leaving each at least its last token."""
+    n = min(len(ids) for ids in id_lists) - 1
+    first = id_lists[0]
+    for ids in id_lists[1:]:
+        k = 0
+        while k < n and ids[k] == first[k]:
+            k += 1
+        n = k
+    return max(n, 0)
+
+
 @torch.no_grad()
+def last_token_states(model, tokenizer, conversations: Sequence[list[dict]], batch_size: int = 32,
+                      autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The final hidden state (after the last norm) at each prompt's last token: shape ``(n, hidden)``, float32.
+
+    The prompts end with the assistant's turn opened, so this is the state the model answers from: its
+    language-model head turns it into the next token's logits (:func:`label_logprobs`), and lesson 09's
+    classifier route trains a new head on it (:mod:`course_utils.labs.llm_classifier`). No gradients; rows in
+    the order given. ``autocast_dtype`` (``torch.bfloat16``) runs the pass in lower precision where the
+    hardware has it.
+
+    Every prompt of a lesson starts with the same tokens (the template and the system turn, and for few-shot
+    prompts the solved examples too). Those are run once and their keys and values cached; each batch then
+    runs only the rest of its prompts on top of a copy of that cache (right-padded, reading each row at its
+    own last token). The states are those of a full pass (to float rounding) at about half the cost on
+    lesson 09's prompts, where the shared part is about half of every prompt.
+    """
+    if not conversations:
+        raise DataError("no conversations to score.")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be positive, got {batch_size}.")
+    body = decoder_body(model)
+    device = next(body.parameters()).device
+    prompts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    n_prefix = _shared_prefix(ids) if len(ids) > 1 else 0
+    out = torch.empty(len(conversations), body.config.hidden_size)
+    was_training = body.training
+    body.eval()
+    autocast = torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None)
+    try:
+        with autocast:
+            if n_prefix < MIN_SHARED_PREFIX:   # nothing worth caching: whole prompts, left-padded
+                for rows, batch in prompt_batches(tokenizer, conversations, batch_size, device):
+                    out[rows] = body(**batch).last_hidden_state[:, -1].float().cpu()
+                return out
+            # transformers 5 names the cache `cache`; earlier releases `past_key_values`
+            cache_arg = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
+            first = body(input_ids=torch.tensor([ids[0][:n_prefix]], device=device), use_cache=True)
+            prefix = getattr(first, cache_arg)
+            order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                rests = [ids[i][n_prefix:] for i in rows]
+                width = max(len(r) for r in rests)
+                rest_ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rests], device=device)
+                rest_mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rests], device=device)
+                cache = copy.deepcopy(prefix)
+                cache.batch_repeat_interleave(len(rows))
+                mask = torch.cat([torch.ones(len(rows), n_prefix, dtype=rest_mask.dtype, device=device), rest_mask], 1)
+                states = body(input_ids=rest_ids, attention_mask=mask, **{cache_arg: cache}).last_hidden_state
+                last = rest_mask.sum(dim=1) - 1   # right padding: each row's own last real token
+                out[rows] = states[torch.arange(len(rows), device=device), last].float().cpu()
+    finally:
+        body.train(was_training)
+    return out
+
+
+def decoder_body(model) -> torch.nn.Module:
+    """The decoder stack of a causal LM (or of a peft model wrapping one), without its language-model head."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(inner, "model", None)
+    if body is None or not hasattr(getattr(body, "config", None), "hidden_size"):
+        raise ConfigError(f"{type(inner).__name__} has no decoder body at `.model`: pass a causal LM such as "
+                          "the one load_causal_lm() returns.")
+    return body
+
+
+@torch.no_grad()
+def logprobs_from_states(model, tokenizer, states: torch.Tensor, labels: Sequence[str] = LABELS) -> torch.Tensor:
+    """Log-probability of each label word as the next token, from :func:`last_token_states`.
+
+    The model's language-model head applied to the last hidden state gives the next token's logits, exactly
+    what a full forward pass would end with; only the first token of each label is read (the labels must start
+    with distinct tokens).
+    """
+    label_ids = _first_tokens(tokenizer, labels)
+    head = model.get_output_embeddings()
+    weight = head.weight
+    logits = states.to(weight.device, weight.dtype) @ weight.T
+    if getattr(head, "bias", None) is not None:
+        logits = logits + head.bias
+    return logits.float().log_softmax(dim=-1)[:, label_ids].cpu()
+
+
 def label_logprobs(model, tokenizer, conversations: Sequence[list[dict]], labels: Sequence[str] = LABELS,
                    batch_size: int = 32, autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Log-probability of each label word as the first token of the reply, one row per conversation.
 
-    One forward pass per prompt (the assistant's turn opened, left padding, logits of the last
-    position only): far cheaper than generating, and it measures which sentiment the model prefers
-    whatever it would have written around it. Lesson 09 scores every model this way and keeps
-    generation for the format check. Prompts are batched by length so little compute goes to padding;
-    rows come back in the order given. ``autocast_dtype`` (``torch.bfloat16``) runs the pass in lower
-    precision where the hardware has it.
+    One forward pass per prompt (:func:`last_token_states`, then the language-model head on the last position
+    only): far cheaper than generating, and it measures which sentiment the model prefers whatever it would
+    have written around it. Lesson 09 scores every model this way and keeps generation for the format check.
     """
-    if not conversations:
-        raise DataError("label_logprobs: no conversations.")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be positive, got {batch_size}.")
-    label_ids = _first_tokens(tokenizer, labels)
-    prompts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    device = next(model.parameters()).device
-    rows = torch.empty(len(prompts), len(labels))
-    was_training, side = model.training, tokenizer.padding_side
-    model.eval()
-    tokenizer.padding_side = "left"
-    try:
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            batch = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True,
-                              add_special_tokens=False).to(device)
-            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-                logits = model(**batch, logits_to_keep=1).logits[:, -1].float()
-            rows[chunk] = logits.log_softmax(dim=-1)[:, label_ids].cpu()
-    finally:
-        tokenizer.padding_side = side
-        model.train(was_training)
-    return rows
+    _first_tokens(tokenizer, labels)   # a bad label list fails before the forward passes
+    states = last_token_states(model, tokenizer, conversations, batch_size, autocast_dtype)
+    return logprobs_from_states(model, tokenizer, states, labels)
 
 
 def likelihood_predictions(logprobs: torch.Tensor, labels: Sequence[str] = LABELS) -> list[str]:
