@@ -265,8 +265,10 @@ def choose_threads(
             workers = max(1, int(env.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
         except ValueError:
             workers = 1
-    busy = _busy_cores(cores) if busy is None else max(0, min(cores - 1, int(busy)))
     share = max(1, cores // max(1, workers))
+    if busy is None:   # one thread each already: no need to look at the machine's load
+        busy = _busy_cores(cores) if share > 1 else 0
+    busy = max(0, min(cores - 1, int(busy)))
     free = max(1, cores - busy)
     threads = max(1, min(share, free))
     parts = [f"{cores} usable core(s)"]

@@ -55,6 +55,9 @@ def test_a_decaying_load_average_is_checked_against_the_cpus_use_now(monkeypatch
     assert device._busy_cores(2) == 1 and choose_threads(cores=2, workers=1, env={}).threads == 1
     monkeypatch.setattr(device, "_busy_now", lambda window=0.1: None)       # no /proc/stat: the load average alone
     assert device._busy_cores(2) == 1
+    monkeypatch.setattr(device, "_busy_cores", lambda cores: pytest.fail("one thread per worker needs no look"))
+    assert choose_threads(cores=2, env={"PYTEST_XDIST_WORKER_COUNT": "2"}).threads == 1
+    monkeypatch.undo()
     monkeypatch.setattr(device.os, "getloadavg", lambda: (0.4, 0.3, 0.2))
     monkeypatch.setattr(device, "_busy_now", lambda window=0.1: pytest.fail("an idle load average needs no look"))
     assert device._busy_cores(2) == 0
