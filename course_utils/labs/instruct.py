@@ -38,16 +38,17 @@ __all__ = [
     "INSTRUCTION",
     "LABELS",
     "SYSTEM",
+    "autocast_to",
     "chat_messages",
+    "decoder_body",
     "encode_example",
     "fast_bf16",
     "few_shot_messages",
     "generate_answers",
-    "decoder_body",
     "label_logprobs",
     "last_token_states",
-    "logprobs_from_states",
     "likelihood_predictions",
+    "logprobs_from_states",
     "pad_batch",
     "prompt_batches",
     "score_answers",
@@ -241,6 +242,11 @@ def _first_tokens(tokenizer, labels: Sequence[str]) -> list[int]:
     return [f[0] for f in firsts]
 
 
+def autocast_to(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` to ``dtype`` on ``device``'s kind, or a no-op context when ``dtype`` is None (float32)."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def prompt_batches(tokenizer, conversations: Sequence[list[dict]], batch_size: int, device):
     """Yield ``(rows, batch)``: the conversations as prompts with the assistant's turn opened, left-padded.
 
@@ -307,9 +313,8 @@ def last_token_states(model, tokenizer, conversations: Sequence[list[dict]], bat
     out = torch.empty(len(conversations), body.config.hidden_size)
     was_training = body.training
     body.eval()
-    autocast = torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None)
     try:
-        with autocast:
+        with autocast_to(device, autocast_dtype):
             if n_prefix < MIN_SHARED_PREFIX:   # nothing worth caching: whole prompts, left-padded
                 for rows, batch in prompt_batches(tokenizer, conversations, batch_size, device):
                     out[rows] = body(**batch).last_hidden_state[:, -1].float().cpu()

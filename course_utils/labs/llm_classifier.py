@@ -23,13 +23,9 @@ import numpy as np
 import torch
 
 from course_utils.errors import ConfigError, DataError
-from course_utils.labs.instruct import decoder_body, prompt_batches
+from course_utils.labs.instruct import autocast_to, decoder_body, prompt_batches
 
 __all__ = ["LastTokenClassifier", "predict_last_token", "train_last_token_classifier"]
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 class LastTokenClassifier(torch.nn.Module):
@@ -87,7 +83,7 @@ def train_last_token_classifier(classifier: LastTokenClassifier, tokenizer, conv
     for step in range(steps):
         rows = [int(order[(step * batch_size + i) % len(order)]) for i in range(batch_size)]
         ((order_in_batch, batch),) = prompt_batches(tokenizer, [conversations[r] for r in rows], batch_size, device)
-        with _autocast(device, autocast_dtype):
+        with autocast_to(device, autocast_dtype):
             logits = classifier(batch["input_ids"], batch["attention_mask"])
         target = y[[rows[i] for i in order_in_batch]].to(device)   # the batch is sorted by length
         loss = torch.nn.functional.cross_entropy(logits.float(), target)
@@ -109,6 +105,6 @@ def predict_last_token(classifier: LastTokenClassifier, tokenizer, conversations
     out = np.empty(len(conversations), dtype=int)
     classifier.eval()
     for rows, batch in prompt_batches(tokenizer, conversations, batch_size, device):
-        with _autocast(device, autocast_dtype):
+        with autocast_to(device, autocast_dtype):
             out[rows] = classifier(batch["input_ids"], batch["attention_mask"]).argmax(-1).cpu().numpy()
     return out
