@@ -34,6 +34,7 @@ class PairedDifference:
     low: float
     high: float
     confidence: float = 0.95
+    basis: str = ""   # what the interval is over, when not the pairs themselves (a bootstrap's resamples)
 
     @property
     def n(self) -> int:
@@ -48,7 +49,7 @@ class PairedDifference:
         return "no clear difference"
 
     def __str__(self) -> str:
-        runs = f"over {self.n} pairs" if self.n > 1 else "difference of means"
+        runs = self.basis or (f"over {self.n} pairs" if self.n > 1 else "difference of means")
         return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}] {runs} ({self.confidence:.0%} interval): {self.verdict}"
 
 

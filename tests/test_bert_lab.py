@@ -13,6 +13,7 @@ from course_utils.errors import ConfigError, DataError
 from course_utils.labs.bert_lab import (
     Stopwatch,
     bootstrap_macro_f1,
+    bootstrap_macro_f1_difference,
     error_rate_by_length,
     errors_by_topic,
     label_ids,
@@ -83,6 +84,27 @@ def test_bootstrap_macro_f1_matches_sklearn_and_brackets_it():
     assert table.loc["bad", "high"] < table.loc["good", "low"]  # a real gap is not hidden by the spread
     with pytest.raises(DataError, match="'short'"):
         bootstrap_macro_f1(y, {"short": good[:10]})
+
+
+def test_the_paired_bootstrap_sees_a_gap_that_overlapping_intervals_hide():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 300)
+    hard = rng.permutation(300)
+    a = y.copy()
+    a[hard[:60]] = 1 - a[hard[:60]]        # a errs on 60 hard texts
+    b = a.copy()
+    b[hard[60:75]] = 1 - b[hard[60:75]]    # b errs on the same 60 and 15 more
+    table = bootstrap_macro_f1(y, {"a": a, "b": b}, n_boot=500)
+    assert table.loc["b", "high"] > table.loc["a", "low"]   # the two marginal intervals overlap...
+    gap = bootstrap_macro_f1_difference(y, a, b, n_boot=500)
+    assert gap.mean == pytest.approx(f1_score(y, a, average="macro") - f1_score(y, b, average="macro"))
+    assert gap.low > 0 and gap.verdict == "higher"          # ...yet on shared resamples a is always ahead
+    assert bootstrap_macro_f1_difference(y, b, a, n_boot=500).verdict == "lower"
+    assert "paired bootstrap over 300 texts, 500 resamples" in str(gap)
+    same = bootstrap_macro_f1_difference(y, a, a.copy(), n_boot=200)
+    assert (same.mean, same.low, same.high, same.verdict) == (0.0, 0.0, 0.0, "no clear difference")
+    with pytest.raises(DataError, match="'b' has 10 predictions"):
+        bootstrap_macro_f1_difference(y, a, b[:10])
 
 
 def test_error_rate_by_length_orders_groups_and_finds_the_harder_one():

@@ -5,7 +5,8 @@ and :mod:`course_utils.trainer`) and compares them. The comparison is only fair 
 same tweets, so :func:`lesson_subsets` builds the subsets once (split first, then stratified samples, so
 no tweet is in two splits). :class:`Stopwatch` times each training the same way (wall time of the whole
 call, evaluation included), and the remaining functions turn predictions into the lesson's tables: a
-bootstrap spread of validation macro-F1 per route (:func:`bootstrap_macro_f1`), the error rate by text
+bootstrap spread of validation macro-F1 per route (:func:`bootstrap_macro_f1`) and of the difference
+between two routes scored on the same texts (:func:`bootstrap_macro_f1_difference`), the error rate by text
 length with an interval per group (:func:`error_rate_by_length`), and which sub-corpus the most
 confident errors come from (:func:`errors_by_topic`, with the keyword rules of lesson 02).
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from course_utils.comparison import PairedDifference
 from course_utils.data import label_ids, split_dataset, stratified_sample
 from course_utils.errors import ConfigError, DataError
 from course_utils.labs.applications import proportion_interval
@@ -32,6 +34,7 @@ __all__ = [
     "LessonData",
     "Stopwatch",
     "bootstrap_macro_f1",
+    "bootstrap_macro_f1_difference",
     "error_rate_by_length",
     "errors_by_topic",
     "label_ids",
@@ -122,28 +125,39 @@ def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
     return float(np.mean(scores))
 
 
-def bootstrap_macro_f1(y_true: Sequence[int], predictions: Mapping[str, Sequence[int]], n_boot: int = 1000,
-                       seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
-    """Macro-F1 of each set of predictions, with a bootstrap interval over the evaluated texts.
-
-    The resamples are shared by all the predictions (a paired bootstrap), so the intervals show how much
-    of a difference between them the choice of validation texts alone could make. They do not include
-    the spread between training seeds.
-    """
+def _checked(y_true: Sequence[int], predictions: Mapping[str, Sequence[int]], confidence: float,
+             caller: str) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     y_true = np.asarray(y_true)
     if len(y_true) < 2 or not predictions:
-        raise DataError("bootstrap_macro_f1 needs at least two true labels and one set of predictions.")
+        raise DataError(f"{caller} needs at least two true labels and one set of predictions.")
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must be between 0 and 1, got {confidence}.")
     preds = {}
     for name, values in predictions.items():
         values = np.asarray(values)
         if values.shape != y_true.shape:
-            raise DataError(f"bootstrap_macro_f1: {name!r} has {len(values)} predictions for {len(y_true)} labels.")
+            raise DataError(f"{caller}: {name!r} has {len(values)} predictions for {len(y_true)} labels.")
         preds[name] = values
     n_classes = int(max(y_true.max(), *(p.max() for p in preds.values()))) + 1
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(y_true), size=(n_boot, len(y_true)))
+    return y_true, preds, n_classes
+
+
+def _resamples(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """The bootstrap's resampled text positions: one row per resample, the same rows for the same seed."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def bootstrap_macro_f1(y_true: Sequence[int], predictions: Mapping[str, Sequence[int]], n_boot: int = 1000,
+                       seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+    """Macro-F1 of each set of predictions, with a bootstrap interval over the evaluated texts.
+
+    The resamples are shared by all the predictions, so the intervals show how much the choice of
+    validation texts alone moves each score. They do not include the spread between training seeds.
+    Two overlapping intervals do not mean "no clear difference": routes scored on the same texts tend to
+    be right and wrong on the same ones, so judge a gap with :func:`bootstrap_macro_f1_difference`.
+    """
+    y_true, preds, n_classes = _checked(y_true, predictions, confidence, "bootstrap_macro_f1")
+    draws = _resamples(len(y_true), n_boot, seed)
     tail = (1 - confidence) / 2 * 100
     rows = {}
     for name, values in preds.items():
@@ -151,6 +165,27 @@ def bootstrap_macro_f1(y_true: Sequence[int], predictions: Mapping[str, Sequence
         low, high = np.percentile(boot, [tail, 100 - tail])
         rows[name] = {"macro_f1": _macro_f1(y_true, values, n_classes), "low": low, "high": high}
     return pd.DataFrame(rows).T
+
+
+def bootstrap_macro_f1_difference(y_true: Sequence[int], a: Sequence[int], b: Sequence[int], n_boot: int = 1000,
+                                  seed: int = 0, confidence: float = 0.95) -> PairedDifference:
+    """Macro-F1 of predictions ``a`` minus that of ``b`` on the same texts, with a paired bootstrap interval.
+
+    Each resample draws one set of texts and scores both routes on it, so the luck of which texts were
+    drawn cancels in the difference: two routes that err on the same hard tweets have a narrow interval
+    for their gap even when each route's own interval is wide. The verdict is "higher" or "lower" only
+    when the whole percentile interval lies on one side of zero (``PairedDifference.verdict``). The
+    resamples are those of :func:`bootstrap_macro_f1` with the same ``seed`` and ``n_boot``.
+    """
+    y_true, preds, n_classes = _checked(y_true, {"a": a, "b": b}, confidence, "bootstrap_macro_f1_difference")
+    a, b = preds["a"], preds["b"]
+    draws = _resamples(len(y_true), n_boot, seed)
+    gaps = np.array([_macro_f1(y_true[d], a[d], n_classes) - _macro_f1(y_true[d], b[d], n_classes) for d in draws])
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(gaps, [tail, 100 - tail])
+    observed = _macro_f1(y_true, a, n_classes) - _macro_f1(y_true, b, n_classes)
+    return PairedDifference((observed,), observed, float(low), float(high), confidence,
+                            basis=f"paired bootstrap over {len(y_true)} texts, {n_boot} resamples")
 
 
 def error_rate_by_length(correct: Sequence[bool], tokens: Sequence[int], groups: int = 4) -> pd.DataFrame:
