@@ -7,6 +7,7 @@ from course_utils import data
 from course_utils.data import (
     CleaningConfig,
     DataError,
+    balanced_batches,
     check_leakage,
     clean_tweets,
     drop_duplicates,
@@ -146,6 +147,22 @@ def test_check_leakage_finds_shared_text(labelled_frame):
     assert not report.ok and report.n_pairs == 1 and report.leaked_rows["test"] == 1
     assert "LEAKAGE" in str(report)
     assert check_leakage(splits, near=False).ok
+
+
+def test_balanced_batches_hold_every_class_equally_and_use_each_row_before_repeating():
+    labels = ["neg"] * 14 + ["pos"] * 6
+    order = balanced_batches(labels, batch_size=4, steps=5, seed=0)
+    assert order.shape == (5, 4) and order.dtype.kind == "i"
+    assert all(sorted(labels[r] for r in batch) == ["neg", "neg", "pos", "pos"] for batch in order)
+    neg, pos = order[:, :2].ravel(), order[:, 2:].ravel()
+    assert len(set(neg)) == 10                                   # 10 of 14 negatives, none twice
+    assert sorted(pos[:6]) == list(range(14, 20)) and len(set(pos)) == 6   # every positive once, then again
+    assert (balanced_batches(labels, 4, 5, seed=0) == order).all()
+    assert not (balanced_batches(labels, 4, 5, seed=1) == order).all()
+    with pytest.raises(Exception, match="multiple of the 2 classes"):
+        balanced_batches(labels, batch_size=3, steps=5)
+    with pytest.raises(DataError, match="at least two classes"):
+        balanced_batches(["neg"] * 5, batch_size=2, steps=1)
 
 
 def test_stratified_sample_keeps_balance(labelled_frame):

@@ -37,7 +37,14 @@ from course_utils.data.cleaning import (
 from course_utils.data.datasets import load_course_dataset, load_imdb
 from course_utils.data.files import _check_utf8, load_text_file  # noqa: F401  (_check_utf8: tests call it)
 from course_utils.data.labels import canonical_labels, label_ids, validate_labelled_frame
-from course_utils.data.splits import LeakageReport, Splits, check_leakage, split_dataset, stratified_sample
+from course_utils.data.splits import (
+    LeakageReport,
+    Splits,
+    balanced_batches,
+    check_leakage,
+    split_dataset,
+    stratified_sample,
+)
 from course_utils.data.tweets import LABELS, TWEETS_RELATIVE_PATH, load_tweets, tweets_csv_path
 from course_utils.errors import DataError  # noqa: F401  (tests and lessons import it from here)
 from course_utils.hub import HF_HOST, hub_reachable
@@ -60,6 +67,7 @@ __all__ = [
     "select_labels",
     "LeakageReport",
     "Splits",
+    "balanced_batches",
     "check_leakage",
     "split_dataset",
     "stratified_sample",
