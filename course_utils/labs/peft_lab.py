@@ -250,6 +250,7 @@ class RunRecord:
     step_losses: list[float] = field(default_factory=list)
     val_scores: list[float] = field(default_factory=list)  # validation macro-F1 after each epoch (early stopping)
     best_epoch: int | None = None  # the epoch whose weights were kept (1-based); None without validation
+    val_predictions: np.ndarray | None = None  # validation predictions of the kept weights (no second pass)
 
 
 def _encode(tokenizer, texts, max_length: int, device: torch.device | None = None):
@@ -293,6 +294,7 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
     losses: list[float] = []
     val_scores: list[float] = []
     best: list[torch.Tensor] | None = None
+    best_epoch, best_predicted = None, None
     _release_freed_memory()
     model.train()
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -314,8 +316,8 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
             predicted = predict_labels(model, tokenizer, val_frame["text"], max_length)
             model.train()
             val_scores.append(float(f1_score(val_y, predicted, average="macro", labels=list(range(len(labels))))))
-            if val_scores[-1] >= max(val_scores):
-                best = [p.detach().clone() for p in params]
+            if val_scores[-1] >= max(val_scores):   # a tie keeps the later epoch
+                best, best_epoch, best_predicted = [p.detach().clone() for p in params], len(val_scores), predicted
             elif len(val_scores) - 1 - int(np.argmax(val_scores)) >= patience:
                 break
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
@@ -328,9 +330,8 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
         with torch.no_grad():
             for p, kept in zip(params, best):
                 p.copy_(kept)
-    best_epoch = int(np.argmax(val_scores)) + 1 if val_scores else None
     return RunRecord(seconds, cpu_seconds, (rss.peak - rss.start) / 2**20, state / 2**20, weights / 2**20, losses,
-                     val_scores, best_epoch)
+                     val_scores, best_epoch, best_predicted)
 
 
 def fit_and_score(base, tokenizer, task: Splits, labels: list[str], *, strategy: str, lr: float, seed: int,
@@ -350,7 +351,7 @@ def fit_and_score(base, tokenizer, task: Splits, labels: list[str], *, strategy:
     model = make_model(base, strategy, r=r, alpha=alpha, rslora=rslora, seed=seed)
     run = train_classifier(model, tokenizer, task.train, labels, epochs=max_epochs, lr=lr, batch_size=batch_size,
                            max_length=max_length, seed=seed, val_frame=task.validation, patience=patience)
-    predicted = predict_labels(model, tokenizer, task.validation["text"], max_length)
+    predicted = run.val_predictions   # the kept epoch's, measured during training: eval mode is deterministic
     truth = label_ids(task.validation["label"], labels)
     row = {"seed": seed, "lr": lr, "trainable": parameter_counts(model)[0], "wall s": run.seconds,
            "CPU s": run.cpu_seconds, "peak RSS MB": run.peak_rss_mb, "grads+AdamW MB": run.training_state_mb,
