@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from course_utils.data import balanced_batches
 from course_utils.errors import ConfigError, DataError
 from course_utils.labs.instruct import autocast_to, decoder_body, prompt_batches
 
@@ -58,11 +59,12 @@ def train_last_token_classifier(classifier: LastTokenClassifier, tokenizer, conv
                                 head_lr: float | None = None, warmup: int = 0, seed: int = 0,
                                 autocast_dtype: torch.dtype | None = None) -> list[float]:
     """Train the parameters of ``classifier`` that require gradients (the head, and LoRA's if the body has them)
-    for ``steps`` batches drawn in this seed's order; returns the loss per step.
+    for ``steps`` class-balanced batches in this seed's order; returns the loss per step.
 
-    The same schedule as lesson 09's generative loop (linear warm-up, linear decay to zero, gradients clipped
-    at 1), so the two routes differ in what they predict, not in how they are trained. The head starts from
-    noise and may take a larger rate (``head_lr``, default ``lr``).
+    The same batches (:func:`course_utils.data.balanced_batches`) and schedule as lesson 09's generative
+    loop (linear warm-up, linear decay to zero, gradients clipped at 1), so the two routes differ in what
+    they predict, not in how they are trained. The head starts from noise and may take a larger rate
+    (``head_lr``, default ``lr``).
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -75,13 +77,13 @@ def train_last_token_classifier(classifier: LastTokenClassifier, tokenizer, conv
     groups = [{"params": head_params, "lr": head_lr or lr}] + ([{"params": body_params, "lr": lr}] if body_params else [])
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
     schedule = get_linear_schedule_with_warmup(optimizer, warmup, steps)
-    order = np.random.default_rng(seed).permutation(len(labels))
+    batches = balanced_batches(labels, batch_size, steps, seed=seed)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     device = next(classifier.head.parameters()).device
     classifier.train()
     losses = []
-    for step in range(steps):
-        rows = [int(order[(step * batch_size + i) % len(order)]) for i in range(batch_size)]
+    for batch_rows in batches:
+        rows = batch_rows.tolist()
         ((order_in_batch, batch),) = prompt_batches(tokenizer, [conversations[r] for r in rows], batch_size, device)
         with autocast_to(device, autocast_dtype):
             logits = classifier(batch["input_ids"], batch["attention_mask"])
