@@ -264,6 +264,11 @@ def test_load_course_dataset_names(write_csv):
     assert len(load_course_dataset(str(write_csv("text,label\na,x\nb,y\n")))) == 2
     with pytest.raises(DataError, match="unknown dataset 'twets'"):
         load_course_dataset("twets")
+    again = load_course_dataset("tweets", binary=True)   # cleaned once per process: each call gets a copy
+    again.loc[0, "text"] = "changed by the caller"
+    assert again is not df and load_course_dataset("tweets", binary=True).equals(df)
+    raw = load_course_dataset("tweets", binary=True, keep_raw_text=True)
+    assert list(raw.columns) == ["text", "label", "raw_text"] and raw["text"].equals(df["text"])
 
 
 def test_mojibake_outcomes_say_what_cleaning_could_and_could_not_recover():
