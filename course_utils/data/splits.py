@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from course_utils.data.cleaning import check_text_frame, near_duplicate_key
 from course_utils.errors import ConfigError, DataError
 
-__all__ = ["LeakageReport", "Splits", "check_leakage", "split_dataset", "stratified_sample"]
+__all__ = ["LeakageReport", "Splits", "balanced_batches", "check_leakage", "split_dataset", "stratified_sample"]
 
 
 @dataclass

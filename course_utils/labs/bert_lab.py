@@ -147,6 +147,13 @@ def _resamples(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
+def _percentile_interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` share of bootstrap values: their two tail percentiles."""
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(np.asarray(values), [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def bootstrap_macro_f1(y_true: Sequence[int], predictions: Mapping[str, Sequence[int]], n_boot: int = 1000,
                        seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
     """Macro-F1 of each set of predictions, with a bootstrap interval over the evaluated texts.
@@ -158,11 +165,9 @@ def bootstrap_macro_f1(y_true: Sequence[int], predictions: Mapping[str, Sequence
     """
     y_true, preds, n_classes = _checked(y_true, predictions, confidence, "bootstrap_macro_f1")
     draws = _resamples(len(y_true), n_boot, seed)
-    tail = (1 - confidence) / 2 * 100
     rows = {}
     for name, values in preds.items():
-        boot = np.array([_macro_f1(y_true[d], values[d], n_classes) for d in draws])
-        low, high = np.percentile(boot, [tail, 100 - tail])
+        low, high = _percentile_interval([_macro_f1(y_true[d], values[d], n_classes) for d in draws], confidence)
         rows[name] = {"macro_f1": _macro_f1(y_true, values, n_classes), "low": low, "high": high}
     return pd.DataFrame(rows).T
 
@@ -180,11 +185,10 @@ def bootstrap_macro_f1_difference(y_true: Sequence[int], a: Sequence[int], b: Se
     y_true, preds, n_classes = _checked(y_true, {"a": a, "b": b}, confidence, "bootstrap_macro_f1_difference")
     a, b = preds["a"], preds["b"]
     draws = _resamples(len(y_true), n_boot, seed)
-    gaps = np.array([_macro_f1(y_true[d], a[d], n_classes) - _macro_f1(y_true[d], b[d], n_classes) for d in draws])
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(gaps, [tail, 100 - tail])
+    low, high = _percentile_interval([_macro_f1(y_true[d], a[d], n_classes) - _macro_f1(y_true[d], b[d], n_classes)
+                                      for d in draws], confidence)
     observed = _macro_f1(y_true, a, n_classes) - _macro_f1(y_true, b, n_classes)
-    return PairedDifference((observed,), observed, float(low), float(high), confidence,
+    return PairedDifference((observed,), observed, low, high, confidence,
                             basis=f"paired bootstrap over {len(y_true)} texts, {n_boot} resamples")
 
 
