@@ -20,6 +20,7 @@ from course_utils.labs.peft_lab import (
     lora_delta,
     make_model,
     parameter_counts,
+    pooled_features,
     predict_labels,
     predict_logits,
     relative_update,
@@ -191,6 +192,34 @@ def test_early_stopping_keeps_the_best_epoch_and_stops(tiny, frame):
     assert (record.val_predictions == predict_labels(model, tokenizer, frame.head(16)["text"])).all()
     with pytest.raises(ConfigError, match="patience"):
         train_classifier(model, tokenizer, frame, LABELS, patience=0)
+
+
+def test_a_head_only_run_trains_on_cached_features_exactly_as_the_full_forward_pass_would(tiny, frame):
+    """The cache changes the cost, not the run: without dropout both paths give the same head, to rounding."""
+    tokenizer, base = tiny
+    quiet = copy.deepcopy(base)
+    for module in quiet.modules():   # dropout off: the full path's encoder would otherwise add noise
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    runs = {}
+    for cached in (True, False):
+        model = make_model(quiet, "head", seed=3)
+        record = train_classifier(model, tokenizer, frame, LABELS, epochs=2, lr=5e-2, batch_size=8, seed=1,
+                                  val_frame=frame.head(16), cache_features=cached)
+        runs[cached] = (model, record)
+    (cached_model, cached), (full_model, full) = runs[True], runs[False]
+    assert cached.features_cached and not full.features_cached
+    assert np.allclose(cached.step_losses, full.step_losses, atol=1e-5) and cached.val_scores == full.val_scores
+    assert torch.allclose(cached_model.classifier.weight, full_model.classifier.weight, atol=1e-5)
+    assert (cached.val_predictions == predict_labels(cached_model, tokenizer, frame.head(16)["text"])).all()
+    # LoRA and full fine-tuning change the encoder: they never take the shortcut
+    assert not train_classifier(make_model(base, "lora", r=2), tokenizer, frame.head(8), LABELS, epochs=1).features_cached
+    # the features are the pooled output the head reads, in the given order, whatever the batching
+    texts = frame["text"].tolist()[:20]
+    features = pooled_features(base, tokenizer, texts, batch_size=7)
+    with torch.no_grad():
+        expected = copy.deepcopy(base).eval().bert(**tokenizer(texts, padding=True, return_tensors="pt")).pooler_output
+    assert features.shape == (20, base.config.hidden_size) and torch.allclose(features, expected, atol=1e-5)
 
 
 def test_fit_and_score_returns_the_row_the_lesson_tabulates(tiny, frame):

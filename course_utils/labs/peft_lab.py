@@ -52,6 +52,7 @@ __all__ = [
     "lora_delta",
     "make_model",
     "parameter_counts",
+    "pooled_features",
     "predict_labels",
     "predict_logits",
     "relative_update",
@@ -251,6 +252,7 @@ class RunRecord:
     val_scores: list[float] = field(default_factory=list)  # validation macro-F1 after each epoch (early stopping)
     best_epoch: int | None = None  # the epoch whose weights were kept (1-based); None without validation
     val_predictions: np.ndarray | None = None  # validation predictions of the kept weights (no second pass)
+    features_cached: bool = False  # head only: the frozen encoder ran once, the head trained on its output
 
 
 def _encode(tokenizer, texts, max_length: int, device: torch.device | None = None):
@@ -261,7 +263,7 @@ def _encode(tokenizer, texts, max_length: int, device: torch.device | None = Non
 
 def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *, epochs: int = 2,
                      lr: float = 1e-3, batch_size: int = 16, max_length: int = 64, seed: int = 0,
-                     val_frame: pd.DataFrame | None = None, patience: int = 1) -> RunRecord:
+                     val_frame: pd.DataFrame | None = None, patience: int = 1, cache_features: bool = True) -> RunRecord:
     """AdamW with linear decay (10% warm-up) over the parameters with ``requires_grad``; in place.
 
     The same loop serves every strategy, so a difference in time or memory comes from what is
@@ -270,6 +272,13 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
     has not improved for ``patience`` epochs, and the trainable weights of the best epoch are put back.
     ``epochs`` is then the most a run may take (the schedule decays over it), and every strategy
     stops when *its* validation score stops rising, not after a count that suits one of them.
+
+    One saving only a frozen encoder allows: when nothing but the classifier head trains (strategy
+    ``"head"``), the encoder's pooled output of each text never changes, so it is computed once (evaluation
+    mode, inside the timed block) and every epoch trains the head on those cached features: the same
+    batches, dropout, loss, optimizer and schedule, without running BERT again (``cache_features=False``
+    runs it every step anyway, as LoRA and full fine-tuning must). ``RunRecord.features_cached`` says which
+    way a run went.
     """
     from sklearn.metrics import f1_score
     from transformers import get_linear_schedule_with_warmup
@@ -297,14 +306,22 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
     best_epoch, best_predicted = None, None
     _release_freed_memory()
     model.train()
+    head_only = cache_features and _trains_head_only(model, params)
     start, cpu_start = time.perf_counter(), time.process_time()
     with _PeakRSS() as rss:
+        if head_only:   # the frozen encoder once per text; then every epoch trains the head on its output
+            features = pooled_features(model, tokenizer, texts, max_length)
+            val_features = pooled_features(model, tokenizer, val_frame["text"], max_length) if val_frame is not None else None
         for _ in range(epochs):
             order = torch.randperm(len(texts), generator=generator).tolist()
             for i in range(0, len(order), batch_size):
                 idx = order[i : i + batch_size]
-                batch = _encode(tokenizer, [texts[j] for j in idx], max_length, device)
-                loss = model(**batch, labels=y[idx].to(device)).loss
+                if head_only:
+                    logits = model.classifier(model.dropout(features[idx]))
+                    loss = torch.nn.functional.cross_entropy(logits, y[idx].to(device))
+                else:
+                    batch = _encode(tokenizer, [texts[j] for j in idx], max_length, device)
+                    loss = model(**batch, labels=y[idx].to(device)).loss
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
@@ -313,7 +330,12 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
                 losses.append(float(loss.detach()))
             if val_frame is None:
                 continue
-            predicted = predict_labels(model, tokenizer, val_frame["text"], max_length)
+            if head_only:
+                model.eval()
+                with torch.no_grad():
+                    predicted = model.classifier(val_features).argmax(dim=1).cpu().numpy()
+            else:
+                predicted = predict_labels(model, tokenizer, val_frame["text"], max_length)
             model.train()
             val_scores.append(float(f1_score(val_y, predicted, average="macro", labels=list(range(len(labels))))))
             if val_scores[-1] >= max(val_scores):   # a tie keeps the later epoch
@@ -331,7 +353,15 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
             for p, kept in zip(params, best):
                 p.copy_(kept)
     return RunRecord(seconds, cpu_seconds, (rss.peak - rss.start) / 2**20, state / 2**20, weights / 2**20, losses,
-                     val_scores, best_epoch, best_predicted)
+                     val_scores, best_epoch, best_predicted, head_only)
+
+
+def _trains_head_only(model, params: list[torch.Tensor]) -> bool:
+    """Whether only a BERT-style classifier head (``model.classifier`` after ``model.dropout``) trains."""
+    if not (hasattr(model, "classifier") and hasattr(model, "dropout") and hasattr(model, "bert")):
+        return False   # a peft wrapper or another architecture: the whole forward pass every step
+    head = {id(p) for p in model.classifier.parameters()}
+    return all(id(p) in head for p in params)
 
 
 def fit_and_score(base, tokenizer, task: Splits, labels: list[str], *, strategy: str, lr: float, seed: int,
@@ -361,24 +391,46 @@ def fit_and_score(base, tokenizer, task: Splits, labels: list[str], *, strategy:
     return model, row
 
 
-@torch.no_grad()
-def predict_logits(model, tokenizer, texts, max_length: int = 64, batch_size: int = 64) -> torch.Tensor:
-    """Logits of ``model`` (eval mode, no dropout) on ``texts``, in order.
+def _in_length_order(texts, batch_size: int, run) -> torch.Tensor:
+    """``run(batch_of_texts)`` on batches of the texts taken shortest first; the rows back in the given order.
 
-    Texts are batched shortest first, so a batch pads to texts of about its own length (16% less time on
-    lesson 08's validation tweets than batching in the given order); the rows come back in the given order.
+    A batch then pads to texts of about its own length (16% less time on lesson 08's validation tweets than
+    batching in the given order).
     """
-    model.eval()
     texts = [str(t) for t in texts]
     if not texts:
         raise DataError("predict: no texts given.")
-    device = next(model.parameters()).device
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    ordered = torch.cat([model(**_encode(tokenizer, [texts[j] for j in order[i : i + batch_size]], max_length,
-                                         device)).logits.float().cpu() for i in range(0, len(order), batch_size)])
-    logits = torch.empty_like(ordered)
-    logits[torch.tensor(order)] = ordered
-    return logits
+    ordered = torch.cat([run([texts[j] for j in order[i : i + batch_size]]) for i in range(0, len(order), batch_size)])
+    rows = torch.empty_like(ordered)
+    rows[torch.tensor(order, device=ordered.device)] = ordered
+    return rows
+
+
+@torch.no_grad()
+def predict_logits(model, tokenizer, texts, max_length: int = 64, batch_size: int = 64) -> torch.Tensor:
+    """Logits of ``model`` (eval mode, no dropout) on ``texts``, in order."""
+    model.eval()
+    device = next(model.parameters()).device
+    return _in_length_order(texts, batch_size,
+                            lambda chunk: model(**_encode(tokenizer, chunk, max_length, device)).logits.float().cpu())
+
+
+@torch.no_grad()
+def pooled_features(model, tokenizer, texts, max_length: int = 64, batch_size: int = 64) -> torch.Tensor:
+    """The pooled output that a BERT classifier's head reads (eval mode, no dropout), one row per text, in order.
+
+    With a frozen encoder these features never change, so :func:`train_classifier` computes them once for a
+    head-only run and trains the head on them.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        return _in_length_order(texts, batch_size,
+                                lambda chunk: model.bert(**_encode(tokenizer, chunk, max_length, device)).pooler_output)
+    finally:
+        model.train(was_training)
 
 
 def predict_labels(model, tokenizer, texts, max_length: int = 64, batch_size: int = 64) -> np.ndarray:
