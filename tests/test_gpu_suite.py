@@ -177,6 +177,21 @@ def test_the_dry_run_runs_every_step_on_the_cpu_and_writes_one_json_and_one_tabl
         assert r["samples_per_second"] > 0 and r["real_tokens_per_second"] > 0 and r["mfu"] > 0
         assert r["peak_memory_gb"] > 0 and r["end_to_end_seconds"] > 0
     assert {t["variant"] for t in payload["bench"]["targets"]} == {"course", "course_compiled"}
+    # bench_trainer end to end: every variant on the same data and model, its steady window and MFU as defined
+    bench = steps["bench"]["data"]["payload"]
+    results = {r["variant"]: r for r in bench["results"]}
+    assert set(results) == {"naive", "hf", "course"}
+    for r in results.values():
+        assert r["n_train"] == 32 and r["n_test"] == 16 and r["steps"] == 4  # dry run: 32 texts, batch 8, 16 test
+        steady = r["steady"]  # 4 steps, 1 warm-up: 3 steps of 8 texts in the steady window
+        assert steady["steps"] == 3 and steady["samples"] == 24 and 0 < steady["seconds"] < r["end_to_end_seconds"]
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and len(r["test_predictions"]) == 16
+        assert set(r["test_predictions"]) <= {"negative", "positive"}
+        assert steady["mfu"] == pytest.approx(steady["flops"] / (steady["seconds"] * 1e12))  # --peak-tflops 1
+    assert len({r["parameters"] for r in results.values()}) == 1  # same model in every variant
+    assert len({r["threads"] for r in results.values()}) == 1  # same thread choice in every variant
+    assert bench["cpu_target"] is None and bench["environment"]["load_average"] is not None
+    assert "agrees with naive loop (fp32, pad to max_length) on" in steps["bench"]["log_tail"]
     counts = steps["tests"]["data"]["counts"]
     assert counts["passed"] > 0 and counts["failed"] == counts["error"] == 0
     assert steps["train_cli"]["data"]["sizes"]["train"] == 64 and 0 <= steps["train_cli"]["data"]["accuracy"] <= 1
