@@ -603,6 +603,7 @@ def test_the_unisolated_fallback_says_so(tmp_path):
     run = run_notebook(path, Job(values={"x": "x"}), Limits(timeout=60), use_namespaces=False)
     assert run.values["x"] == {"ok": True, "value": 2}
     assert run.isolation.method.startswith("UNISOLATED") and not run.isolation.spec_hidden
+    assert any("not searched" in note for note in run.isolation.notes)   # said, not measured for seconds
 
 
 def _user_namespaces() -> bool:

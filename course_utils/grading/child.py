@@ -118,8 +118,14 @@ def _is_literal(node) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def probe_isolation(workdir: Path, canary_sha256: str, host_namespaces: dict, cgroups: Sequence[str]) -> dict:
-    """Measure the confinement from the inside, so the report states facts rather than hopes."""
+def probe_isolation(workdir: Path, canary_sha256: str, host_namespaces: dict, cgroups: Sequence[str],
+                    namespaced: bool = True) -> dict:
+    """Measure the confinement from the inside, so the report states facts rather than hopes.
+
+    Unisolated (no namespaces: ``--allow-unisolated``), the child sees the grader's own file system, so the
+    spec is readable by construction; the file-system searches (seconds per notebook over a whole host)
+    would only confirm it, and are skipped: ``spec_hidden`` is False and a note says why.
+    """
     notes = []
     try:
         interfaces = [name for _, name in socket.if_nameindex()]
@@ -129,10 +135,14 @@ def probe_isolation(workdir: Path, canary_sha256: str, host_namespaces: dict, cg
     read_only = not _writable(Path(sys.prefix)) and not _writable(Path("/")) and not _writable(Path("/usr"))
     proc_sys_ro = not _writable_file("/proc/sys/kernel/core_pattern") and not _writable_file("/sys/kernel/uevent_helper")
     skip_trees = [str(p) for p in exposed_paths()] + list(SYSTEM_DIRS) + ["/proc", "/dev/fd"]
-    found, scanned = _canary_search(canary_sha256, skip_trees)
+    if namespaced:
+        found, scanned = _canary_search(canary_sha256, skip_trees)
+        gits = _find_named(".git", skip_trees)
+    else:
+        found, scanned, gits = [], 0, []
+        notes.append("unisolated: the child can read whatever the grader's user can, the spec included (not searched)")
     if found:
         notes.append(f"the spec's canary is readable at {found[0]}")
-    gits = _find_named(".git", skip_trees)
     if gits:
         notes.append(f"a .git folder is readable at {gits[0]}")
     own = {}
@@ -148,7 +158,7 @@ def probe_isolation(workdir: Path, canary_sha256: str, host_namespaces: dict, cg
         membership = ""
     in_cgroups = bool(cgroups) and all(("/" + Path(c).name) in membership for c in cgroups)
     home = os.path.expanduser("~")
-    return {"network_isolated": network, "spec_hidden": not found and bool(canary_sha256) and not gits,
+    return {"network_isolated": network, "spec_hidden": namespaced and not found and bool(canary_sha256) and not gits,
             "filesystem_read_only": read_only, "proc_sys_read_only": proc_sys_ro, "non_root": os.geteuid() != 0,
             "private_tmp": _private_tmp(workdir), "ipc_isolated": "ipc" in separate,
             "namespaces": separate, "in_run_cgroup": in_cgroups,
@@ -381,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # The measured isolation goes first, before any submission code runs anywhere.
     report({"isolation": probe_isolation(workdir, str(job.get("canary_sha256", "")), job.get("host_namespaces") or {},
-                                         job.get("cgroups") or [])})
+                                         job.get("cgroups") or [], namespaced=bool(job.get("namespaced", True)))})
     try:
         result = execute(workdir / "notebook.ipynb", workdir, job, args.cells_deadline, args.collect_deadline, report)
     except Exception as exc:  # noqa: BLE001 - report, so the parent records an error rather than silence

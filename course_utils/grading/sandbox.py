@@ -137,7 +137,7 @@ def run_notebook(
         source = base / "submitted.ipynb"  # our copy: the learner's path is read once, here
         source.write_bytes(Path(notebook).read_bytes())
         cgroup = RunCgroup.create(limits, f"course-grader-{os.getpid()}-{base.name}") if prefix else RunCgroup(why_not="unisolated")
-        payload = {**asdict(job), "host_namespaces": namespace_ids() if prefix else {},
+        payload = {**asdict(job), "namespaced": bool(prefix), "host_namespaces": namespace_ids() if prefix else {},
                    "cgroups": [str(f) for f in cgroup.folders]}
         read_fd, write_fd = os.pipe()
         # time kept after the cells for collecting the answers, and for models to predict (BERT: ~15-30 s)
