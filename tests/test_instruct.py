@@ -91,6 +91,27 @@ def test_a_file_that_is_not_gguf_is_refused(tmp_path):
         models.load_causal_lm(bad)
 
 
+def test_a_gguf_file_is_parsed_once_per_load_and_gguf_is_left_as_it_was(tmp_path):
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_uint32("test.value", 7)
+    writer.add_tensor("token_embd.weight", np.arange(6, dtype=np.float32).reshape(2, 3))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    reader_class, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    with models.gguf_parsed_once():
+        first, again = gguf.GGUFReader(path), gguf.GGUFReader(str(path))
+        assert first is again and int(first.fields["test.value"].parts[-1][0]) == 7   # one parse, the file's content
+        assert gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2) is gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2)
+    assert gguf.GGUFReader is reader_class and gguf.get_tensor_name_map is name_map   # put back after the block
+    assert gguf.GGUFReader(path) is not gguf.GGUFReader(path)
+
+
 class _Echo(torch.nn.Module):
     """A stand-in model whose generate() appends fixed token ids, to test the decoding plumbing."""
 
