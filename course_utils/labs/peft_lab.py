@@ -41,6 +41,7 @@ from course_utils.device import fused_adamw_supported
 from course_utils.errors import ConfigError, DataError
 from course_utils.labs.bert_lab import label_ids
 from course_utils.labs.corpus import tweet_topics
+from course_utils.training.batching import plan_epoch
 
 __all__ = [
     "LORA_TARGETS",
@@ -266,6 +267,9 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
                      val_frame: pd.DataFrame | None = None, patience: int = 1, cache_features: bool = True) -> RunRecord:
     """AdamW with linear decay (10% warm-up) over the parameters with ``requires_grad``; in place.
 
+    Each epoch's batches come from :func:`course_utils.training.batching.plan_epoch` (texts of similar
+    length together, batches in a seeded random order), padded to their own longest text.
+
     The same loop serves every strategy, so a difference in time or memory comes from what is
     trainable, not from two implementations. With ``val_frame`` it also applies lesson 08's budget
     rule, early stopping: the validation macro-F1 is measured after every epoch, training stops once it
@@ -299,7 +303,9 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, **({"fused": True} if fused_adamw_supported(device) else {}))
     steps = epochs * math.ceil(len(texts) / batch_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, steps // 10), steps)
-    generator = torch.Generator().manual_seed(seed)
+    # batches of similar length in random order, planned as the course trainer plans them (lesson 05, section 3):
+    # each pads to its own longest text, and grouping them by length leaves less padding to compute
+    lengths = np.array([len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]])
     losses: list[float] = []
     val_scores: list[float] = []
     best: list[torch.Tensor] | None = None
@@ -312,10 +318,9 @@ def train_classifier(model, tokenizer, frame: pd.DataFrame, labels: list[str], *
         if head_only:   # the frozen encoder once per text; then every epoch trains the head on its output
             features = pooled_features(model, tokenizer, texts, max_length)
             val_features = pooled_features(model, tokenizer, val_frame["text"], max_length) if val_frame is not None else None
-        for _ in range(epochs):
-            order = torch.randperm(len(texts), generator=generator).tolist()
-            for i in range(0, len(order), batch_size):
-                idx = order[i : i + batch_size]
+        for epoch in range(epochs):
+            for planned in plan_epoch(lengths, batch_size, seed, epoch):
+                idx = planned.tolist()
                 if head_only:
                     logits = model.classifier(model.dropout(features[idx]))
                     loss = torch.nn.functional.cross_entropy(logits, y[idx].to(device))
