@@ -220,6 +220,10 @@ def test_a_head_only_run_trains_on_cached_features_exactly_as_the_full_forward_p
     with torch.no_grad():
         expected = copy.deepcopy(base).eval().bert(**tokenizer(texts, padding=True, return_tensors="pt")).pooler_output
     assert features.shape == (20, base.config.hidden_size) and torch.allclose(features, expected, atol=1e-5)
+    with pytest.raises(DataError, match="^pooled_features: no texts given"):
+        pooled_features(base, tokenizer, [])
+    with pytest.raises(DataError, match="^predict: no texts given"):
+        predict_logits(base, tokenizer, [])
 
 
 def test_fit_and_score_returns_the_row_the_lesson_tabulates(tiny, frame):

@@ -396,7 +396,7 @@ def fit_and_score(base, tokenizer, task: Splits, labels: list[str], *, strategy:
     return model, row
 
 
-def _in_length_order(texts, batch_size: int, run) -> torch.Tensor:
+def _in_length_order(texts, batch_size: int, run, where: str) -> torch.Tensor:
     """``run(batch_of_texts)`` on batches of the texts taken shortest first; the rows back in the given order.
 
     A batch then pads to texts of about its own length (16% less time on lesson 08's validation tweets than
@@ -404,7 +404,7 @@ def _in_length_order(texts, batch_size: int, run) -> torch.Tensor:
     """
     texts = [str(t) for t in texts]
     if not texts:
-        raise DataError("predict: no texts given.")
+        raise DataError(f"{where}: no texts given.")
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     ordered = torch.cat([run([texts[j] for j in order[i : i + batch_size]]) for i in range(0, len(order), batch_size)])
     rows = torch.empty_like(ordered)
@@ -418,7 +418,8 @@ def predict_logits(model, tokenizer, texts, max_length: int = 64, batch_size: in
     model.eval()
     device = next(model.parameters()).device
     return _in_length_order(texts, batch_size,
-                            lambda chunk: model(**_encode(tokenizer, chunk, max_length, device)).logits.float().cpu())
+                            lambda chunk: model(**_encode(tokenizer, chunk, max_length, device)).logits.float().cpu(),
+                            "predict")
 
 
 @torch.no_grad()
@@ -433,7 +434,8 @@ def pooled_features(model, tokenizer, texts, max_length: int = 64, batch_size: i
     device = next(model.parameters()).device
     try:
         return _in_length_order(texts, batch_size,
-                                lambda chunk: model.bert(**_encode(tokenizer, chunk, max_length, device)).pooler_output)
+                                lambda chunk: model.bert(**_encode(tokenizer, chunk, max_length, device)).pooler_output,
+                                "pooled_features")
     finally:
         model.train(was_training)
 
